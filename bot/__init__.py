@@ -1,0 +1,1 @@
+"""GigUnion bot: a union chatbot for gig workers."""

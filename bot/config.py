@@ -1,0 +1,176 @@
+"""Settings: `GIGUNION_*` environment variables over an optional TOML file over defaults.
+
+The union profile (name, member-number prefix, platforms, kinds of work, stations, benefits) comes
+from the `[union]` table of that file, falling back to `default_union.toml`, modelled on the pilot.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "GIGUNION_"
+DEFAULT_DB_FILE = "gigunion.db"
+_DEFAULT_PROFILE = Path(__file__).with_name("default_union.toml")
+
+
+@dataclass(frozen=True)
+class Localized:
+    """A text that members read, given per language by the union's own configuration."""
+
+    by_lang: dict[str, Any]
+    fallback: str
+
+    def __call__(self, lang: str) -> Any:
+        return self.by_lang.get(lang, self.by_lang.get(self.fallback))
+
+
+@dataclass(frozen=True)
+class WorkKind:
+    id: str
+    label: Localized
+
+
+@dataclass(frozen=True)
+class Station:
+    name: Localized
+    address: Localized
+    hours: Localized
+    location: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class UnionProfile:
+    name: Localized
+    member_prefix: str
+    timezone: str
+    languages: tuple[str, ...]
+    platforms: tuple[str, ...]
+    work_kinds: tuple[WorkKind, ...]
+    stations: tuple[Station, ...]
+    benefits: Localized
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    def work_kind(self, kind_id: str) -> WorkKind | None:
+        return next((k for k in self.work_kinds if k.id == kind_id), None)
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any]) -> UnionProfile:
+        languages = tuple(table.get("languages", ["zh_CN", "en"]))
+        fallback = languages[0]
+
+        def loc(value: Any) -> Localized:
+            return Localized(value if isinstance(value, dict) else {fallback: value}, fallback)
+
+        return cls(
+            name=loc(table["name"]),
+            member_prefix=str(table.get("member_prefix", "GU")).upper(),
+            timezone=table.get("timezone", "Asia/Shanghai"),
+            languages=languages,
+            platforms=tuple(table.get("platforms", ())),
+            work_kinds=tuple(WorkKind(k["id"], loc(k["label"])) for k in table.get("work_kinds", ())),
+            stations=tuple(
+                Station(
+                    loc(s["name"]),
+                    loc(s.get("address", "")),
+                    loc(s.get("hours", "")),
+                    tuple(s["location"]) if "location" in s else None,
+                )
+                for s in table.get("stations", ())
+            ),
+            benefits=loc(table.get("benefits", {fallback: []})),
+        )
+
+
+def default_profile() -> UnionProfile:
+    return UnionProfile.from_table(tomllib.loads(_DEFAULT_PROFILE.read_text("utf-8"))["union"])
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_DB_FILE}"
+    secret_key: str | None = None
+    session_timeout_minutes: int = 30
+    log_level: str = "INFO"
+    telegram_token: str | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_secret: str | None = None
+    wechat_token: str | None = None
+    wechat_aes_key: str | None = None
+    wechat_appid: str | None = None
+    wechat_secret: str | None = None
+    wechat_api_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    profile: UnionProfile = field(default_factory=default_profile)
+    # Sections of the TOML file this module does not interpret (e.g. [wechat.menu], [wechat.templates]).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sqlite_path(self) -> Path | None:
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix):
+            return Path(self.database_url[len(prefix):])
+        return None
+
+    def key_file(self) -> Path:
+        db = self.sqlite_path()
+        return (db.parent if db else Path(".")) / "gigunion.key"
+
+    def resolved_secret_key(self) -> str:
+        """The secret key, generated once into a 0600 key file beside the database when none is set."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.key_file()
+        if path.exists():
+            return path.read_text("utf-8").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        return key
+
+
+_SCALARS = {
+    "database_url": str,
+    "secret_key": str,
+    "session_timeout_minutes": int,
+    "log_level": str,
+    "telegram_token": str,
+    "telegram_api_url": str,
+    "telegram_webhook_secret": str,
+    "wechat_token": str,
+    "wechat_aes_key": str,
+    "wechat_appid": str,
+    "wechat_secret": str,
+    "wechat_api_url": str,
+}
+
+
+def load_settings(config: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    config = config or env.get(ENV_PREFIX + "CONFIG")
+    values: dict[str, Any] = {}
+    if config:
+        data = tomllib.loads(Path(config).read_text("utf-8"))
+        union = data.pop("union", None)
+        if union:
+            values["profile"] = UnionProfile.from_table(union)
+        flat = {k: v for k, v in data.items() if k in _SCALARS}
+        # [telegram] token = … and [wechat] appid = … read as telegram_token, wechat_appid.
+        for section in ("telegram", "wechat"):
+            for k, v in dict(data.get(section, {})).items():
+                if f"{section}_{k}" in _SCALARS:
+                    flat[f"{section}_{k}"] = v
+        values.update({k: _SCALARS[k](v) for k, v in flat.items()})
+        values["extra"] = {k: v for k, v in data.items() if k not in _SCALARS}
+    for name, kind in _SCALARS.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw:
+            values[name] = kind(raw)
+    return Settings(**values)

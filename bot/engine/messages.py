@@ -1,0 +1,122 @@
+"""What crosses the line between a channel adapter and the engine.
+
+Adapters build an `Incoming` from a platform update and render `Outgoing` messages by what their
+platform can show. Flows never see either platform's objects; they answer with a `Reply` made of
+locale keys (`T`), which the dispatcher renders in the user's language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    TEXT = "text"
+    BUTTON = "button"  # a tapped button: `payload` carries the stamped button payload
+    COMMAND = "command"  # "/menu" and friends: `text` is the command word, `payload` its argument
+    CONTACT = "contact"
+    PHOTO = "photo"
+    LOCATION = "location"
+    OTHER = "other"  # anything the channel could not map (a sticker, a voice note without text…)
+
+
+class Request(StrEnum):
+    """A phone action the user is asked for; channels without it fall back to typed input."""
+
+    CONTACT = "contact"
+    LOCATION = "location"
+    PHOTO = "photo"
+
+
+@dataclass(frozen=True)
+class Contact:
+    phone: str
+    # The platform user the contact belongs to, when the platform says (Telegram does): a shared
+    # contact is only accepted as the sender's own number.
+    owner_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Media:
+    file_id: str
+    url: str | None = None
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    channel: str  # "console", "telegram", "wechat"
+    user_id: str  # the platform's id for the sender
+    kind: Kind
+    text: str = ""
+    payload: str = ""
+    contact: Contact | None = None
+    media: Media | None = None
+    location: tuple[float, float] | None = None
+    dedupe_key: str | None = None  # Telegram update_id, WeChat MsgId…; None where the channel has none
+    language_hint: str | None = None  # e.g. Telegram's language_code
+    display_name: str | None = None  # the name the platform profile shows, offered at the name step
+
+    @property
+    def user_key(self) -> str:
+        return f"{self.channel}:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class T:
+    """A locale key with its context: rendered in the user's language by the dispatcher."""
+
+    key: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, key: str, **context: Any) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "context", context)
+
+
+Label = T | str  # a literal str is data (a platform's name, a member's own name), not a sentence
+
+
+@dataclass(frozen=True)
+class Button:
+    label: Label
+    payload: str
+
+
+@dataclass
+class Reply:
+    """What one flow step answers: messages (locale keys), then choices and phone requests."""
+
+    texts: list[T] = field(default_factory=list)
+    buttons: list[Button] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    image: bytes | None = None
+
+
+@dataclass(frozen=True)
+class OutButton:
+    label: str
+    payload: str  # stamped: "<stamp>|<payload>", what a channel sends back in Incoming.payload
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One rendered bot message, ready for a channel to show by its abilities."""
+
+    text: str
+    buttons: tuple[OutButton, ...] = ()
+    requests: tuple[Request, ...] = ()
+    image: bytes | None = None
+    # Labels for the phone-request keyboard, rendered in the user's language.
+    request_labels: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "buttons": [{"label": b.label, "payload": b.payload} for b in self.buttons],
+            "requests": [str(r) for r in self.requests],
+            "image": bool(self.image),
+        }

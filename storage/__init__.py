@@ -1,0 +1,5 @@
+"""Persistence: the only package that holds SQL. Repositories return plain dataclasses."""
+
+from storage.db import Database, Tx
+
+__all__ = ["Database", "Tx"]

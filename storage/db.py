@@ -1,0 +1,70 @@
+"""The database handle and the unit of work: one `Tx` is one transaction with every repository."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from storage.audit import Audit
+from storage.members import Members
+from storage.sessions import Sessions
+from storage.staff import StaffRepo
+from storage.updates import Updates
+
+
+def _prepare_sqlite(engine: AsyncEngine) -> None:
+    # pysqlite's own transaction handling skips BEGIN before SELECTs and breaks SAVEPOINT; take it
+    # over so that a turn is one real transaction that holds the write lock from its first read.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            path = url.split(":///", 1)[1] if ":///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # One connection: SQLite has one writer, and turns queueing on one connection are far
+            # faster than connections fighting over the file lock.
+            self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=120)
+            _prepare_sqlite(self.engine)
+        else:
+            self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        async with self.engine.begin() as conn:
+            yield Tx(conn)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+class Tx:
+    """Every repository, bound to one open transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.members = Members(conn)
+        self.sessions = Sessions(conn)
+        self.updates = Updates(conn)
+        self.staff = StaffRepo(conn)
+        self.audit = Audit(conn)

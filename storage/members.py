@@ -1,0 +1,144 @@
+"""Members with their channel identities and consents, and the anonymous counters kept after they leave."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.dialect import insert_for, insert_ignoring_conflicts, upsert
+from storage.schema import consents, counters, identities, members
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    member_number: str
+    card_code: str
+    phone_enc: str
+    name: str
+    platform: str
+    work_kind: str
+    source: str | None
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_key: str
+    channel: str
+    linked_at: datetime
+    unreachable: bool
+
+
+@dataclass(frozen=True)
+class Consent:
+    notice_version: str
+    agreed_at: datetime
+
+
+@dataclass(frozen=True)
+class NewMember:
+    member_number: str
+    card_code: str
+    phone_hash: str
+    phone_enc: str
+    name: str
+    platform: str
+    work_kind: str
+    source: str | None
+    joined_at: datetime
+
+
+def _member(row) -> Member:  # type: ignore[no-untyped-def]
+    return Member(
+        row.id, row.member_number, row.card_code, row.phone_enc, row.name,
+        row.platform, row.work_kind, row.source, row.joined_at,
+    )
+
+
+class Members:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def _one(self, *where) -> Member | None:  # type: ignore[no-untyped-def]
+        row = (await self.conn.execute(select(members).where(*where))).first()
+        return _member(row) if row else None
+
+    async def by_user_key(self, user_key: str) -> Member | None:
+        row = (
+            await self.conn.execute(
+                select(members).join(identities).where(identities.c.user_key == user_key)
+            )
+        ).first()
+        return _member(row) if row else None
+
+    async def by_phone_hash(self, phone_hash: str) -> Member | None:
+        return await self._one(members.c.phone_hash == phone_hash)
+
+    async def by_number(self, number: str) -> Member | None:
+        return await self._one(members.c.member_number == number)
+
+    async def by_card_code(self, code: str) -> Member | None:
+        return await self._one(members.c.card_code == code)
+
+    async def create(self, new: NewMember) -> Member | None:
+        """Insert a member; None when that phone already belongs to one (one phone, one member)."""
+        stmt = insert_ignoring_conflicts(self.conn, members, ["phone_hash"]).values(**new.__dict__)
+        if (await self.conn.execute(stmt)).rowcount != 1:
+            return None
+        return await self.by_phone_hash(new.phone_hash)
+
+    async def link(self, user_key: str, member_id: int, at: datetime) -> None:
+        channel = user_key.split(":", 1)[0]
+        values = {"user_key": user_key, "member_id": member_id, "channel": channel, "linked_at": at,
+                  "unreachable": False}
+        await self.conn.execute(upsert(self.conn, identities, ["user_key"], values))
+
+    async def identities(self, member_id: int) -> list[Identity]:
+        rows = await self.conn.execute(
+            select(identities).where(identities.c.member_id == member_id).order_by(identities.c.linked_at)
+        )
+        return [Identity(r.user_key, r.channel, r.linked_at, r.unreachable) for r in rows]
+
+    async def set_unreachable(self, user_key: str, unreachable: bool = True) -> None:
+        await self.conn.execute(
+            update(identities).where(identities.c.user_key == user_key).values(unreachable=unreachable)
+        )
+
+    async def add_consent(self, member_id: int, notice_version: str, at: datetime) -> None:
+        await self.conn.execute(
+            insert(consents).values(member_id=member_id, notice_version=notice_version, agreed_at=at)
+        )
+
+    async def consents(self, member_id: int) -> list[Consent]:
+        rows = await self.conn.execute(
+            select(consents).where(consents.c.member_id == member_id).order_by(consents.c.id)
+        )
+        return [Consent(r.notice_version, r.agreed_at) for r in rows]
+
+    async def all(self) -> list[Member]:
+        return [_member(r) for r in await self.conn.execute(select(members).order_by(members.c.id))]
+
+    async def count(self) -> int:
+        return (await self.conn.execute(select(func.count()).select_from(members))).scalar_one()
+
+    async def delete(self, member_id: int) -> None:
+        # Children first: SQLite enforces ON DELETE CASCADE only with foreign_keys on, PostgreSQL always.
+        for table in (identities, consents):
+            await self.conn.execute(delete(table).where(table.c.member_id == member_id))
+        await self.conn.execute(delete(members).where(members.c.id == member_id))
+
+    async def next_counter(self, name: str) -> int:
+        stmt = (
+            insert_for(self.conn, counters)
+            .values(name=name, value=1)
+            .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
+        )
+        return (await self.conn.execute(stmt.returning(counters.c.value))).scalar_one()
+
+    async def counter(self, name: str) -> int:
+        row = (await self.conn.execute(select(counters.c.value).where(counters.c.name == name))).first()
+        return row.value if row else 0

@@ -1,0 +1,152 @@
+"""Tables. Times are UTC. Personal fields are kept to what joining needs; the phone number is stored
+encrypted and found by a keyed hash, so a copy of the database alone does not list phone numbers."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone and would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use datetime.now(UTC)")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_number", String(32), nullable=False, unique=True),
+    Column("card_code", String(16), nullable=False, unique=True),
+    Column("phone_hash", String(64), nullable=False, unique=True),
+    Column("phone_enc", Text, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("platform", String(64), nullable=False),
+    Column("work_kind", String(64), nullable=False),
+    Column("source", String(64)),
+    Column("joined_at", UTCDateTime(), nullable=False),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("user_key", String(128), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("channel", String(16), nullable=False),
+    Column("linked_at", UTCDateTime(), nullable=False),
+    Column("unreachable", Boolean, nullable=False, default=False),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("notice_version", String(16), nullable=False),
+    Column("agreed_at", UTCDateTime(), nullable=False),
+)
+
+staff = Table(
+    "staff",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_key", String(128), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("user_key", String(128), primary_key=True),
+    Column("flow", String(32)),
+    Column("step", String(32)),
+    Column("data", Text, nullable=False, default="{}"),
+    Column("choices", Text, nullable=False, default="[]"),
+    Column("version", Integer, nullable=False, default=0),
+    Column("lang", String(8)),
+    Column("expires_at", UTCDateTime()),
+)
+
+processed_updates = Table(
+    "processed_updates",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("processed_at", UTCDateTime(), nullable=False, index=True),
+    # The rendered answer, so a platform's retry of the same update gets the same answer. Cleared
+    # after a short while by `Updates.prune`, since it may show the member's own details.
+    Column("reply", Text),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(64)),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_key", String(128), nullable=False),
+    # The rendered message (an `Outgoing` as JSON); cleared once delivered.
+    Column("body", Text),
+    Column("status", String(16), nullable=False, index=True),  # pending, sent, failed, unreachable
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime(), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("sent_at", UTCDateTime()),
+    Column("last_error", String(200)),
+)
+
+# Short-lived platform credentials shared by every process (the WeChat access token).
+platform_tokens = Table(
+    "platform_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)

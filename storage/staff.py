@@ -1,0 +1,42 @@
+"""Union staff: which channel identities may use the staff menu, and in what role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.dialect import upsert
+from storage.schema import staff
+
+ROLES = ("admin", "claims", "counsellor", "complaints", "broadcaster")
+
+
+@dataclass(frozen=True)
+class Staffer:
+    user_key: str
+    role: str
+    name: str
+    added_at: datetime
+
+
+class StaffRepo:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def add(self, user_key: str, role: str, name: str, at: datetime) -> None:
+        values = {"user_key": user_key, "role": role, "name": name, "added_at": at}
+        await self.conn.execute(upsert(self.conn, staff, ["user_key"], values))
+
+    async def get(self, user_key: str) -> Staffer | None:
+        row = (await self.conn.execute(select(staff).where(staff.c.user_key == user_key))).first()
+        return Staffer(row.user_key, row.role, row.name, row.added_at) if row else None
+
+    async def all(self) -> list[Staffer]:
+        rows = await self.conn.execute(select(staff).order_by(staff.c.id))
+        return [Staffer(r.user_key, r.role, r.name, r.added_at) for r in rows]
+
+    async def remove(self, user_key: str) -> bool:
+        return (await self.conn.execute(delete(staff).where(staff.c.user_key == user_key))).rowcount > 0

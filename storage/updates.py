@@ -1,0 +1,36 @@
+"""Markers of platform updates already processed, so a redelivered update has no second effect."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.dialect import insert_ignoring_conflicts
+from storage.schema import processed_updates
+
+
+class Updates:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def mark(self, key: str, at: datetime, reply: str | None) -> bool:
+        """Record `key` as processed; False when it already was (the caller then rolls back)."""
+        stmt = insert_ignoring_conflicts(self.conn, processed_updates, ["key"]).values(
+            key=key, processed_at=at, reply=reply
+        )
+        return (await self.conn.execute(stmt)).rowcount == 1
+
+    async def seen(self, key: str) -> tuple[bool, str | None]:
+        row = (
+            await self.conn.execute(select(processed_updates.c.reply).where(processed_updates.c.key == key))
+        ).first()
+        return (row is not None, row.reply if row else None)
+
+    async def forget_replies(self, before: datetime) -> None:
+        await self.conn.execute(
+            update(processed_updates)
+            .where(processed_updates.c.processed_at < before, processed_updates.c.reply.is_not(None))
+            .values(reply=None)
+        )
