@@ -12,29 +12,22 @@ from storage.db import Database
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def alembic_config() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return cfg
+def _run(action):  # type: ignore[no-untyped-def]
+    def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = sync_conn
+        action(cfg)
+
+    return run
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, revision)
-
     async with db.engine.begin() as conn:
-        await conn.run_sync(run)
+        await conn.run_sync(_run(lambda cfg: command.upgrade(cfg, revision)))
 
 
-async def revision(db: Database, message: str) -> None:
-    """Writes a new migration from the difference between `storage.schema` and the database."""
-
-    def run(sync_conn) -> None:  # type: ignore[no-untyped-def]
-        cfg = alembic_config()
-        cfg.attributes["connection"] = sync_conn
-        command.revision(cfg, message=message, autogenerate=True)
-
+async def new_revision(db: Database, message: str) -> None:
+    """Writes a migration for the difference between `storage.schema` and the database."""
     async with db.engine.begin() as conn:
-        await conn.run_sync(run)
+        await conn.run_sync(_run(lambda cfg: command.revision(cfg, message=message, autogenerate=True)))

@@ -7,6 +7,7 @@ locale keys (`T`), which the dispatcher renders in the user's language.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -118,5 +119,16 @@ class Outgoing:
             "text": self.text,
             "buttons": [{"label": b.label, "payload": b.payload} for b in self.buttons],
             "requests": [str(r) for r in self.requests],
-            "image": bool(self.image),
+            "image": base64.b64encode(self.image).decode() if self.image else None,
+            "request_labels": self.request_labels,
         }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Outgoing:
+        return cls(
+            text=d["text"],
+            buttons=tuple(OutButton(b["label"], b["payload"]) for b in d["buttons"]),
+            requests=tuple(Request(r) for r in d["requests"]),
+            image=base64.b64decode(d["image"]) if d.get("image") else None,
+            request_labels=d.get("request_labels", {}),
+        )

@@ -6,7 +6,6 @@ Create Date: 2026-11-29 09:24:48.646530
 """
 
 import sqlalchemy as sa
-
 from alembic import op
 
 revision = "0001"

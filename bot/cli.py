@@ -1,0 +1,194 @@
+"""The `gigunion` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated
+
+import typer
+
+from bot.config import Settings, load_settings
+from bot.runtime import running_bot
+from bot.services.membership import verify_card
+from storage.staff import ROLES
+
+app = typer.Typer(help="GigUnion bot: a union chatbot for gig workers.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+card_app = typer.Typer(help="Membership cards.", no_args_is_help=True)
+staff_app = typer.Typer(help="Union staff who may use the staff menu.", no_args_is_help=True)
+members_app = typer.Typer(help="Members (personal data shown masked).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(card_app, name="card")
+app.add_typer(staff_app, name="staff")
+app.add_typer(members_app, name="members")
+
+_state: dict[str, Settings] = {}
+
+
+@app.callback()
+def main_options(
+    config: Annotated[str | None, typer.Option("--config", help="TOML settings file (or GIGUNION_CONFIG).")] = None,
+) -> None:
+    settings = load_settings(config)
+    _state["settings"] = settings
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def settings() -> Settings:
+    return _state["settings"]
+
+
+def run(coro) -> None:  # type: ignore[no-untyped-def]
+    asyncio.run(coro)
+
+
+@app.command()
+def console(
+    user: Annotated[str, typer.Option(help="Who you are in this chat.")] = "me",
+    lang: Annotated[str | None, typer.Option(help="zh-CN or en (default: the union's language).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per bot message.")] = False,
+) -> None:
+    """Chat with the bot in this terminal (or script it through stdin)."""
+    from bot.handlers.console import run_console
+
+    async def go() -> None:
+        async with running_bot(settings()) as (_, dispatcher):
+            await run_console(dispatcher, user, lang, as_json)
+
+    run(go())
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (also done automatically on start)."""
+
+    async def go() -> None:
+        async with running_bot(settings()):
+            pass
+        typer.echo("database is up to date")
+
+    run(go())
+
+
+@card_app.command("verify")
+def card_verify(code: str) -> None:
+    """Tell whether a membership card's verification code is genuine."""
+
+    async def go() -> bool:
+        async with running_bot(settings()) as (bot, _), bot.db.transaction() as tx:
+            check = await verify_card(tx, bot.keyring, bot.profile, code)
+            if check.genuine:
+                await tx.audit.record(bot.now(), "cli", "card.verified", check.number)
+                typer.echo(f"GENUINE  {check.number}  {check.masked_name}  {check.masked_phone}  "
+                           f"joined {check.joined}")
+            else:
+                typer.echo("NOT GENUINE: no current member has this code")
+            return check.genuine
+
+    if not asyncio.run(go()):
+        raise typer.Exit(1)
+
+
+def _user_key(identity: str) -> str:
+    channel, _, uid = identity.partition(":")
+    if channel not in ("telegram", "wechat", "console") or not uid:
+        raise typer.BadParameter("write it as CHANNEL:ID, e.g. telegram:123456789 or wechat:oXYZ…")
+    return identity
+
+
+@staff_app.command("add")
+def staff_add(
+    identity: Annotated[str, typer.Argument(help="CHANNEL:ID, e.g. telegram:123456789")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}")],
+    name: Annotated[str, typer.Option(help="How the staffer is addressed.")],
+) -> None:
+    """Let a channel identity use the staff menu (again: updates role and name)."""
+    key = _user_key(identity)
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of: {', '.join(ROLES)}")
+
+    async def go() -> None:
+        async with running_bot(settings()) as (bot, _), bot.db.transaction() as tx:
+            await tx.staff.add(key, role, name, bot.now())
+            await tx.audit.record(bot.now(), "cli", f"staff.added:{role}", key)
+        typer.echo(f"{key} is now staff ({role})")
+
+    run(go())
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """List staff."""
+
+    async def go() -> None:
+        async with running_bot(settings()) as (bot, _), bot.db.transaction() as tx:
+            for s in await tx.staff.all():
+                typer.echo(f"{s.user_key}\t{s.role}\t{s.name}")
+
+    run(go())
+
+
+@staff_app.command("remove")
+def staff_remove(identity: str) -> None:
+    """Take away staff access."""
+    key = _user_key(identity)
+
+    async def go() -> bool:
+        async with running_bot(settings()) as (bot, _), bot.db.transaction() as tx:
+            removed = await tx.staff.remove(key)
+            if removed:
+                await tx.audit.record(bot.now(), "cli", "staff.removed", key)
+            return removed
+
+    if not asyncio.run(go()):
+        typer.echo(f"{key} was not staff")
+        raise typer.Exit(1)
+    typer.echo(f"{key} is no longer staff")
+
+
+@members_app.command("list")
+def members_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List members, masked."""
+    from bot.services.membership import member_summary
+
+    async def go() -> None:
+        async with running_bot(settings()) as (bot, _), bot.db.transaction() as tx:
+            rows = [member_summary(m, bot.keyring, bot.profile) for m in await tx.members.all()]
+        if as_json:
+            typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+        else:
+            for r in rows:
+                typer.echo("\t".join(str(r[k]) for k in ("number", "name", "phone", "platform", "joined")))
+
+    run(go())
+
+
+@members_app.command("show")
+def members_show(number: str) -> None:
+    """Show one member, masked."""
+    from bot.services.membership import member_summary
+
+    async def go() -> bool:
+        async with running_bot(settings()) as (bot, _), bot.db.transaction() as tx:
+            member = await tx.members.by_number(number.strip().upper())
+            if member is None:
+                return False
+            summary = member_summary(member, bot.keyring, bot.profile)
+            summary["channels"] = [i.channel for i in await tx.members.identities(member.id)]
+            await tx.audit.record(bot.now(), "cli", "member.viewed", member.member_number)
+        for k, v in summary.items():
+            typer.echo(f"{k}: {v}")
+        return True
+
+    if not asyncio.run(go()):
+        typer.echo(f"no member numbered {number}")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,236 @@
+"""Turns one `Incoming` into the bot's answer.
+
+Under the user's lock, in ONE transaction: load the session, route the input (global commands, stale
+buttons, typed options, the current step's handler), ask the next step, save the session and the
+dedupe marker. An error rolls all of it back and the user gets an apology with the step unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import traceback
+import unicodedata
+from datetime import timedelta
+
+from bot.engine.context import BotContext
+from bot.engine.flow import Turn
+from bot.engine.messages import Incoming, Kind, OutButton, Outgoing, Reply
+from bot.locale import normalize_lang
+from storage.sessions import Session
+
+log = logging.getLogger(__name__)
+
+HOME = "menu"
+_STAMP_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+# Whole-message words that act as the global commands, in every language we speak.
+GLOBAL_WORDS = {
+    "菜单": "menu", "主菜单": "menu", "menu": "menu",
+    "取消": "cancel", "cancel": "cancel", "退出": "cancel",
+    "帮助": "help", "help": "help",
+}
+MAX_TEXT = 4096
+
+
+class _Duplicate(Exception):
+    """The update was processed before; raised to roll back the repeat."""
+
+
+def stamp(version: int) -> str:
+    return _STAMP_DIGITS[(version // 36) % 36] + _STAMP_DIGITS[version % 36]
+
+
+def _dedupe_key(incoming: Incoming) -> str | None:
+    if not incoming.dedupe_key:
+        return None
+    raw = f"{incoming.channel}:{incoming.dedupe_key}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:48]
+
+
+class Dispatcher:
+    def __init__(self, app: BotContext) -> None:
+        self.app = app
+
+    async def handle(self, incoming: Incoming) -> list[Outgoing]:
+        async with self.app.locks.hold(incoming.user_key):
+            try:
+                return await self._turn(incoming)
+            except _Duplicate:
+                return await self._earlier_answer(incoming)
+            except Exception as e:  # the error boundary: no stack trace ever reaches a user
+                _log_safely(e, incoming)
+                return await self._apology(incoming)
+
+    # -- one turn ----------------------------------------------------------------------------------
+    async def _turn(self, incoming: Incoming) -> list[Outgoing]:
+        now = self.app.now()
+        async with self.app.db.transaction() as tx:
+            session = await tx.sessions.get(incoming.user_key) or Session(incoming.user_key)
+            before = (session.flow, session.step, session.choices)
+            turn = Turn(self.app, tx, session, incoming, self._lang(session, incoming), now)
+            if session.flow not in (None, HOME) and session.expires_at and session.expires_at <= now:
+                turn.finish()
+                turn.say("engine.timed_out")
+            await self._route(turn)
+            await self._settle(turn)
+            out = self._render(turn, before)
+            session.expires_at = now + self._timeout() if session.flow not in (None, HOME) else None
+            if turn.forget_session:
+                await tx.sessions.delete(incoming.user_key)
+            else:
+                await tx.sessions.save(session)
+            key = _dedupe_key(incoming)
+            if key and not await tx.updates.mark(key, now, json.dumps([o.to_json() for o in out])):
+                raise _Duplicate
+            return out
+
+    def _timeout(self) -> timedelta:
+        return timedelta(minutes=self.app.settings.session_timeout_minutes)
+
+    def _lang(self, session: Session, incoming: Incoming) -> str:
+        available = self.app.locale.languages
+        return (
+            (session.lang if session.lang in available else None)
+            or normalize_lang(incoming.language_hint, available)
+            or self.app.profile.default_language
+        )
+
+    async def _route(self, turn: Turn) -> None:
+        inc, session = turn.incoming, turn.session
+        if inc.kind is Kind.BUTTON:
+            stamp_, _, payload = inc.payload.partition("|")
+            if stamp_ != stamp(session.version) or payload not in {p for _, p in session.choices}:
+                turn.retry("engine.stale_button")
+                return
+            turn.choice = payload
+        elif inc.kind is Kind.TEXT:
+            if len(inc.text) > MAX_TEXT:
+                turn.retry("engine.too_long")
+                return
+            turn.choice = _typed_choice(inc.text, session.choices)
+            if turn.choice is None:
+                word = inc.text.strip().casefold()
+                if word in GLOBAL_WORDS:
+                    await self._global(turn, GLOBAL_WORDS[word], "")
+                    return
+                flow = self.app.flow_for_words(inc.text)
+                if flow is not None and flow.name != session.flow:
+                    await turn.begin(flow.name, "")
+                    return
+        elif inc.kind is Kind.COMMAND:
+            word = inc.text.lstrip("/").split("@")[0].lower()
+            if word in ("start", "menu", "cancel", "help", "lang"):
+                await self._global(turn, word, inc.payload)
+            elif (flow := self.app.flow_for_command(word)) is not None:
+                await turn.begin(flow.name, inc.payload)
+            else:
+                turn.retry("engine.unknown_command")
+            return
+        if session.flow and session.step in self.app.flows[session.flow].handlers:
+            await self.app.flows[session.flow].handlers[session.step](turn)
+        else:
+            await turn.begin(HOME, "")
+
+    async def _global(self, turn: Turn, word: str, payload: str) -> None:
+        if word == "start":
+            flow, _, arg = payload.partition("-")
+            if flow in self.app.flows and flow != HOME:
+                await turn.begin(flow, arg)
+            elif await turn.member() is None:
+                await turn.begin("join")
+            else:
+                turn.say("menu.welcome", union=self.app.profile.name(turn.lang))
+                await turn.begin(HOME, "")
+        elif word == "menu":
+            await turn.begin(HOME, "")
+        elif word == "cancel":
+            in_flow = turn.session.flow not in (None, HOME)
+            turn.say("engine.cancelled" if in_flow else "engine.nothing_to_cancel")
+            await turn.begin(HOME, "")
+        elif word == "help":
+            turn.say("engine.help")
+            turn.repeat = True
+        elif word == "lang":
+            langs = self.app.locale.languages
+            chosen = normalize_lang(payload, langs) if payload else None
+            turn.session.lang = chosen or langs[(langs.index(turn.lang) + 1) % len(langs)]
+            turn.lang = turn.session.lang
+            turn.say("engine.language_set")
+            turn.repeat = True
+
+    async def _settle(self, turn: Turn) -> None:
+        """Ask the step the conversation is now on, unless the handler already answered with choices."""
+        session = turn.session
+        if session.flow is None:
+            await turn.begin(HOME, "")
+        if (turn.moved or turn.repeat) and session.flow:
+            await self.app.flows[session.flow].asks[session.step](turn)
+
+    def _render(self, turn: Turn, before: tuple) -> list[Outgoing]:
+        session, reply, lang = turn.session, turn.reply, turn.lang
+        choices = [[self.app.locale.render(lang, b.label), b.payload] for b in reply.buttons]
+        if (session.flow, session.step, choices) != before:
+            session.version += 1
+        session.choices = choices
+        return [render_reply(self.app, reply, lang, stamp(session.version))]
+
+    # -- when a turn does not complete ---------------------------------------------------------------
+    async def _earlier_answer(self, incoming: Incoming) -> list[Outgoing]:
+        async with self.app.db.transaction() as tx:
+            _, stored = await tx.updates.seen(_dedupe_key(incoming) or "")
+        return [Outgoing.from_json(o) for o in json.loads(stored)] if stored else []
+
+    async def _apology(self, incoming: Incoming) -> list[Outgoing]:
+        try:
+            async with self.app.db.transaction() as tx:
+                session = await tx.sessions.get(incoming.user_key) or Session(incoming.user_key)
+                turn = Turn(self.app, tx, session, incoming, self._lang(session, incoming), self.app.now())
+                turn.say("engine.sorry")
+                turn.repeat = True
+                await self._settle(turn)
+                return [render_reply(self.app, turn.reply, turn.lang, stamp(session.version))]
+        except Exception as e:
+            _log_safely(e, incoming)
+            lang = normalize_lang(incoming.language_hint, self.app.locale.languages)
+            return [Outgoing(self.app.locale.text(lang or self.app.profile.default_language, "engine.sorry"))]
+
+
+def render_reply(app: BotContext, reply: Reply, lang: str, stamp_: str) -> Outgoing:
+    render = app.locale.render
+    return Outgoing(
+        text="\n\n".join(render(lang, t) for t in reply.texts),
+        buttons=tuple(OutButton(render(lang, b.label), f"{stamp_}|{b.payload}") for b in reply.buttons),
+        requests=tuple(reply.requests),
+        image=reply.image,
+        request_labels={str(r): app.locale.text(lang, f"engine.request_{r}") for r in reply.requests},
+    )
+
+
+def _typed_choice(text: str, choices: list[list[str]]) -> str | None:
+    """A typed option number ("2", "２"), a whole label (emoji and punctuation aside) or the option's
+    own word ("agree") picks that option on every channel."""
+    typed = unicodedata.normalize("NFKC", text).strip()
+    if not typed or not choices:
+        return None
+    if typed.isdigit():
+        n = int(typed)
+        return choices[n - 1][1] if 1 <= n <= len(choices) else None
+    folded = _letters(typed)
+    for label, payload in choices:
+        if folded and folded in (_letters(label), payload.casefold()):
+            return payload
+    return None
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def _log_safely(error: BaseException, incoming: Incoming) -> None:
+    # Exception messages can quote what the user sent (a bad value, an SQL parameter): log where it
+    # happened and what kind of error it was, never its text.
+    frames = traceback.extract_tb(error.__traceback__)
+    where = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames[-6:]))
+    log.error("turn failed on %s: %s at %s", incoming.channel, type(error).__name__, where)
+

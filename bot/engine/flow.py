@@ -1,0 +1,138 @@
+"""Flows are conversations made of named steps. Each step has an `ask` (what the bot says on
+arriving there) and an `on` handler (what it does with the user's answer). A handler moves on with
+`turn.goto`, stays with `turn.retry`, or ends with `turn.finish`; the dispatcher then asks the new
+step, so a handler never repeats another step's prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.engine.messages import Button, Incoming, Kind, Label, Reply, Request, T
+
+if TYPE_CHECKING:
+    from bot.engine.context import BotContext
+    from storage import Tx
+    from storage.members import Member
+    from storage.sessions import Session
+
+Ask = Callable[["Turn"], Awaitable[None]]
+Handle = Callable[["Turn"], Awaitable[None]]
+Start = Callable[["Turn", str], Awaitable[None]]
+
+
+@dataclass
+class Flow:
+    name: str
+    # Ways in, besides the menu: slash commands (without "/") and whole-message words in any locale.
+    commands: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    asks: dict[str, Ask] = field(default_factory=dict)
+    handlers: dict[str, Handle] = field(default_factory=dict)
+    entry: Start | None = None
+    # Shown in the main menu under this label key, to those for whom `visible` says yes.
+    menu_label: str | None = None
+    visible: Callable[[Turn], Awaitable[bool]] | None = None
+
+    def ask(self, step: str) -> Callable[[Ask], Ask]:
+        def register(fn: Ask) -> Ask:
+            self.asks[step] = fn
+            return fn
+
+        return register
+
+    def on(self, step: str) -> Callable[[Handle], Handle]:
+        def register(fn: Handle) -> Handle:
+            self.handlers[step] = fn
+            return fn
+
+        return register
+
+    def start(self, fn: Start) -> Start:
+        self.entry = fn
+        return fn
+
+
+class Turn:
+    """One incoming message being handled: what was said, the session, an open transaction, and the
+    reply being built."""
+
+    def __init__(
+        self, app: BotContext, tx: Tx, session: Session, incoming: Incoming, lang: str, now: datetime
+    ) -> None:
+        self.app = app
+        self.tx = tx
+        self.session = session
+        self.incoming = incoming
+        self.lang = lang
+        self.now = now
+        self.reply = Reply()
+        self.choice: str | None = None  # payload of the button pressed, or of the option typed
+        self.moved = False
+        self.repeat = False
+        self.forget_session = False  # delete the session instead of saving it (nothing may be kept)
+        self._member: Member | bool | None = False
+
+    # -- what the user sent -------------------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        return self.incoming.text.strip() if self.incoming.kind is Kind.TEXT else ""
+
+    @property
+    def user_key(self) -> str:
+        return self.incoming.user_key
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.session.data
+
+    async def member(self) -> Member | None:
+        if self._member is False:
+            self._member = await self.tx.members.by_user_key(self.user_key)
+        return self._member  # type: ignore[return-value]
+
+    def forget_member(self) -> None:
+        self._member = False
+
+    # -- building the reply ------------------------------------------------------------------------
+    def say(self, key: str, **context: Any) -> None:
+        self.reply.texts.append(T(key, **context))
+
+    def button(self, label: Label, payload: str) -> None:
+        self.reply.buttons.append(Button(label, payload))
+
+    def request(self, what: Request) -> None:
+        self.reply.requests.append(what)
+
+    def image(self, png: bytes) -> None:
+        self.reply.image = png
+
+    # -- where the conversation goes next ----------------------------------------------------------
+    def goto(self, step: str, flow: str | None = None) -> None:
+        self.session.flow = flow or self.session.flow
+        self.session.step = step
+        self.moved = True
+
+    def retry(self, key: str | None = None, **context: Any) -> None:
+        """Stay on this step: explain what was wrong, then ask again."""
+        if key:
+            self.say(key, **context)
+        self.repeat = True
+
+    def finish(self) -> None:
+        """End this flow; the dispatcher returns the user to the main menu."""
+        self.session.flow = None
+        self.session.step = None
+        self.session.data = {}
+        self.moved = False
+
+    async def begin(self, flow_name: str, payload: str = "") -> None:
+        """Leave whatever flow the user was in and enter `flow_name` by its entry."""
+        flow = self.app.flows[flow_name]
+        if flow.entry is None:
+            raise LookupError(f"flow {flow_name} has no entry")
+        self.session.flow, self.session.step, self.session.data = flow_name, None, {}
+        self.moved = True
+        await flow.entry(self, payload)

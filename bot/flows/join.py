@@ -1,0 +1,232 @@
+"""一键入会: consent -> phone -> name -> platform -> kind of work -> check -> member and card.
+
+Nothing is written outside the session until the last step. Declining consent deletes the session,
+so a person who says no leaves nothing behind.
+"""
+
+from datetime import datetime
+
+from bot.engine.flow import Flow, Turn
+from bot.engine.messages import Kind, Request, T
+from bot.flows.card import is_member, show_card
+from bot.privacy import mask_phone
+from bot.services.membership import PRIVACY_NOTICE_VERSION, Application, enroll, link_identity
+from bot.validation import mainland_mobile, person_name, short_answer, source_code
+
+
+async def not_member(turn: Turn) -> bool:
+    return not await is_member(turn)
+
+
+flow = Flow("join", commands=("join",), words=("入会", "加入工会", "我要入会", "join"),
+            menu_label="menu.join", visible=not_member)
+
+FIELDS = ("phone", "name", "platform", "work_kind")
+
+
+@flow.start
+async def start(turn: Turn, payload: str) -> None:
+    if await is_member(turn):
+        turn.say("join.already_member")
+        await show_card(turn)
+        turn.finish()
+        return
+    turn.data["source"] = source_code(payload)
+    turn.say("join.welcome", union=turn.app.profile.name(turn.lang))
+    turn.goto("consent")
+
+
+def _next(turn: Turn, step: str) -> None:
+    """Move on, or back to the summary when the user was fixing one field."""
+    turn.goto("confirm" if turn.data.get("fixing") else step)
+
+
+# -- consent -------------------------------------------------------------------------------------------
+@flow.ask("consent")
+async def ask_consent(turn: Turn) -> None:
+    turn.say("join.privacy", version=PRIVACY_NOTICE_VERSION)
+    turn.button(T("join.agree"), "agree")
+    turn.button(T("join.decline"), "decline")
+
+
+@flow.on("consent")
+async def on_consent(turn: Turn) -> None:
+    if turn.choice == "agree":
+        turn.data["consent_at"] = turn.now.isoformat()
+        turn.goto("phone")
+    elif turn.choice == "decline":
+        turn.say("join.declined")
+        turn.finish()
+        turn.forget_session = True
+    else:
+        turn.retry("join.consent_hint")
+
+
+# -- phone -----------------------------------------------------------------------------------------------
+@flow.ask("phone")
+async def ask_phone(turn: Turn) -> None:
+    turn.say("join.ask_phone")
+    turn.request(Request.CONTACT)
+
+
+@flow.on("phone")
+async def on_phone(turn: Turn) -> None:
+    inc = turn.incoming
+    if inc.kind is Kind.CONTACT and inc.contact is not None:
+        if inc.contact.owner_id is not None and inc.contact.owner_id != inc.user_id:
+            turn.retry("join.contact_not_own")
+            return
+        raw, verified = inc.contact.phone, inc.contact.owner_id is not None
+        offered = inc.contact.name
+    elif inc.kind is Kind.TEXT and turn.text:
+        raw, verified, offered = turn.text, False, None
+    else:
+        turn.retry("join.phone_hint")
+        return
+    phone = mainland_mobile(raw)
+    if phone is None:
+        turn.retry("join.phone_invalid")
+        return
+    existing = await turn.tx.members.by_phone_hash(turn.app.keyring.lookup_hash(phone))
+    if existing is not None:
+        # One phone, one member. Only a number the platform vouches for links this identity to it.
+        if verified:
+            await link_identity(turn.tx, turn.user_key, existing, turn.now)
+            turn.forget_member()
+            turn.say("join.linked")
+            await show_card(turn)
+        else:
+            turn.say("join.phone_taken")
+        turn.finish()
+        return
+    turn.data.update(phone=phone, phone_verified=verified)
+    if offered and person_name(offered):
+        turn.data.setdefault("offered_name", person_name(offered))
+    _next(turn, "name")
+
+
+# -- name --------------------------------------------------------------------------------------------------
+@flow.ask("name")
+async def ask_name(turn: Turn) -> None:
+    offered = turn.data.get("offered_name") or person_name(turn.incoming.display_name or "")
+    if offered:
+        turn.data["offered_name"] = offered
+        turn.say("join.ask_name_offered", name=offered)
+        turn.button(offered, "use_offered")
+    else:
+        turn.say("join.ask_name")
+
+
+@flow.on("name")
+async def on_name(turn: Turn) -> None:
+    if turn.choice == "use_offered" and turn.data.get("offered_name"):
+        name = turn.data["offered_name"]
+    else:
+        name = person_name(turn.text) if turn.incoming.kind is Kind.TEXT else None
+    if name is None:
+        turn.retry("join.name_invalid")
+        return
+    turn.data["name"] = name
+    _next(turn, "platform")
+
+
+# -- platform ------------------------------------------------------------------------------------------
+@flow.ask("platform")
+async def ask_platform(turn: Turn) -> None:
+    turn.say("join.ask_platform")
+    for i, platform in enumerate(turn.app.profile.platforms):
+        turn.button(platform, f"p{i}")
+    turn.button(T("join.platform_other"), "other")
+
+
+@flow.on("platform")
+async def on_platform(turn: Turn) -> None:
+    platforms = turn.app.profile.platforms
+    if turn.choice == "other":
+        turn.goto("platform_other")
+    elif turn.choice and turn.choice[1:].isdigit() and int(turn.choice[1:]) < len(platforms):
+        turn.data["platform"] = platforms[int(turn.choice[1:])]
+        _next(turn, "work_kind")
+    else:
+        turn.retry("join.choose_platform")
+
+
+@flow.ask("platform_other")
+async def ask_platform_other(turn: Turn) -> None:
+    turn.say("join.ask_platform_other")
+
+
+@flow.on("platform_other")
+async def on_platform_other(turn: Turn) -> None:
+    platform = short_answer(turn.text) if turn.incoming.kind is Kind.TEXT else None
+    if platform is None:
+        turn.retry("join.platform_invalid")
+        return
+    turn.data["platform"] = platform
+    _next(turn, "work_kind")
+
+
+# -- kind of work ---------------------------------------------------------------------------------------
+@flow.ask("work_kind")
+async def ask_work_kind(turn: Turn) -> None:
+    turn.say("join.ask_work_kind")
+    for kind in turn.app.profile.work_kinds:
+        turn.button(kind.label(turn.lang), f"k:{kind.id}")
+
+
+@flow.on("work_kind")
+async def on_work_kind(turn: Turn) -> None:
+    kind_id = (turn.choice or "").removeprefix("k:")
+    if turn.app.profile.work_kind(kind_id) is None:
+        turn.retry("join.choose_work_kind")
+        return
+    turn.data["work_kind"] = kind_id
+    turn.goto("confirm")
+
+
+# -- check and join ----------------------------------------------------------------------------------
+@flow.ask("confirm")
+async def ask_confirm(turn: Turn) -> None:
+    turn.data.pop("fixing", None)
+    kind = turn.app.profile.work_kind(turn.data["work_kind"])
+    turn.say(
+        "join.summary",
+        phone=mask_phone(turn.data["phone"]),
+        name=turn.data["name"],
+        platform=turn.data["platform"],
+        work_kind=kind.label(turn.lang) if kind else turn.data["work_kind"],
+    )
+    turn.button(T("join.confirm"), "confirm")
+    for field in FIELDS:
+        turn.button(T(f"join.fix_{field}"), f"fix:{field}")
+
+
+@flow.on("confirm")
+async def on_confirm(turn: Turn) -> None:
+    choice = turn.choice or ""
+    if choice.startswith("fix:") and choice[4:] in FIELDS:
+        turn.data["fixing"] = True
+        turn.goto(choice[4:])
+    elif choice == "confirm":
+        await _join(turn)
+    else:
+        turn.retry("engine.choose_option")
+
+
+async def _join(turn: Turn) -> None:
+    d, app = turn.data, turn.app
+    application = Application(
+        phone=d["phone"], name=d["name"], platform=d["platform"], work_kind=d["work_kind"],
+        source=d.get("source"), consent_version=PRIVACY_NOTICE_VERSION,
+        consent_at=datetime.fromisoformat(d["consent_at"]),
+    )
+    done = await enroll(turn.tx, app.keyring, app.profile, turn.user_key, application, turn.now,
+                        link_existing=bool(d.get("phone_verified")))
+    turn.forget_member()
+    if done is None:
+        turn.say("join.phone_taken")
+        turn.finish()
+        return
+    turn.say("join.welcome_member" if done.created else "join.linked")
+    await show_card(turn)
+    turn.finish()

@@ -1,0 +1,74 @@
+"""我的信息 (everything held about me) and 退出工会 (leave, with my data deleted)."""
+
+from bot.engine.flow import Flow, Turn
+from bot.engine.messages import T
+from bot.flows.card import is_member
+from bot.services.membership import held_data, leave
+
+mydata = Flow("mydata", commands=("mydata",), words=("我的信息", "my data"),
+              menu_label="menu.mydata", visible=is_member)
+leaving = Flow("leave", commands=("leave",), words=("退出工会", "退会", "leave the union"))
+
+
+@mydata.start
+async def start_mydata(turn: Turn, payload: str) -> None:
+    if await turn.member() is None:
+        turn.say("mydata.nothing_held")
+        turn.finish()
+    else:
+        turn.goto("view")
+
+
+@mydata.ask("view")
+async def ask_view(turn: Turn) -> None:
+    member = await turn.member()
+    if member is None:  # left meanwhile on another channel
+        turn.say("mydata.nothing_held")
+        turn.finish()
+        return
+    app = turn.app
+    turn.say("mydata.held", **await held_data(turn.tx, app.keyring, app.profile, member, turn.lang))
+    turn.button(T("mydata.back"), "back")
+    turn.button(T("mydata.leave"), "leave")
+
+
+@mydata.on("view")
+async def on_view(turn: Turn) -> None:
+    if turn.choice == "leave":
+        await turn.begin("leave")
+    elif turn.choice == "back":
+        turn.finish()
+    else:
+        turn.retry("engine.choose_option")
+
+
+@leaving.start
+async def start_leave(turn: Turn, payload: str) -> None:
+    if await turn.member() is None:
+        turn.say("mydata.nothing_held")
+        turn.finish()
+    else:
+        turn.goto("confirm")
+
+
+@leaving.ask("confirm")
+async def ask_confirm(turn: Turn) -> None:
+    turn.say("mydata.leave_confirm", union=turn.app.profile.name(turn.lang))
+    turn.button(T("mydata.leave_yes"), "yes")
+    turn.button(T("mydata.leave_no"), "no")
+
+
+@leaving.on("confirm")
+async def on_confirm(turn: Turn) -> None:
+    member = await turn.member()
+    if turn.choice == "no" or member is None:
+        turn.say("mydata.leave_kept")
+        turn.finish()
+    elif turn.choice == "yes":
+        await leave(turn.tx, member, turn.now)
+        turn.forget_member()
+        turn.say("mydata.left")
+        turn.finish()
+        turn.forget_session = True
+    else:
+        turn.retry("engine.choose_option")

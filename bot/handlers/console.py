@@ -1,0 +1,94 @@
+"""The terminal channel: a chat in a TTY, or one input per line when scripted.
+
+Stand-ins for phone actions: `/contact +8613800138000` shares a phone number as Telegram's
+share-contact button does, `/photo PATH` sends a picture, `/location 30.25,120.17` shares a place.
+With `--json` every bot message is one JSON line, and `{"turn_end": true}` follows each answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from bot.engine.dispatcher import Dispatcher
+from bot.engine.messages import Contact, Incoming, Kind, Media, Outgoing
+
+CHANNEL = "console"
+
+
+def parse_line(line: str, user: str, lang: str | None) -> Incoming:
+    base = {"channel": CHANNEL, "user_id": user, "language_hint": lang, "display_name": user}
+    text = line.strip()
+    word, _, arg = text.partition(" ")
+    arg = arg.strip()
+    if word == "/contact" and arg:
+        return Incoming(kind=Kind.CONTACT, contact=Contact(phone=arg, owner_id=user), **base)
+    if word == "/photo" and arg:
+        return Incoming(kind=Kind.PHOTO, media=Media(file_id=arg, url=Path(arg).resolve().as_uri()), **base)
+    if word == "/location" and arg:
+        try:
+            lat, lon = (float(v) for v in arg.replace("，", ",").split(","))
+        except ValueError:
+            return Incoming(kind=Kind.TEXT, text=text, **base)
+        return Incoming(kind=Kind.LOCATION, location=(lat, lon), **base)
+    if text.startswith("/") and len(word) > 1:
+        return Incoming(kind=Kind.COMMAND, text=word, payload=arg, **base)
+    return Incoming(kind=Kind.TEXT, text=line.rstrip("\r\n"), **base)
+
+
+def format_text(out: Outgoing) -> str:
+    lines = [out.text] if out.text else []
+    if out.image:
+        lines.append(f"[image: {len(out.image)} bytes PNG]")
+    lines += [f"[{i}] {b.label}" for i, b in enumerate(out.buttons, 1)]
+    for req in out.requests:
+        lines.append(f"({out.request_labels.get(str(req), str(req))}: /{req} …)")
+    return "\n".join(lines)
+
+
+def format_json(out: Outgoing) -> str:
+    return json.dumps(
+        {
+            "text": out.text,
+            "buttons": [{"label": b.label} for b in out.buttons],
+            "requests": [str(r) for r in out.requests],
+            "image": base64.b64encode(out.image).decode() if out.image else None,
+        },
+        ensure_ascii=False,
+    )
+
+
+async def run_console(
+    dispatcher: Dispatcher,
+    user: str,
+    lang: str | None,
+    as_json: bool,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+) -> None:
+    interactive = stdin.isatty() and not as_json
+    read: Callable[[], str] = (lambda: _prompt(stdout)) if interactive else stdin.readline
+    if interactive:
+        stdout.write("GigUnion — 输入“帮助”查看用法，Ctrl-D 退出 / type \"help\", Ctrl-D to quit\n")
+    while True:
+        try:
+            line = await asyncio.to_thread(read)
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line == "":  # end of input
+            break
+        for out in await dispatcher.handle(parse_line(line, user, lang)):
+            stdout.write((format_json(out) if as_json else format_text(out) + "\n") + "\n")
+        if as_json:
+            stdout.write('{"turn_end": true}\n')
+        stdout.flush()
+
+
+def _prompt(stdout: TextIO) -> str:
+    stdout.flush()
+    return input("> ") + "\n"

@@ -1,0 +1,38 @@
+"""Putting a running bot together from settings: database (migrated), keys, locale, flows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from bot.config import Settings
+from bot.engine.context import BotContext
+from bot.engine.dispatcher import Dispatcher
+from bot.flows import all_flows
+from bot.locale import Locale
+from bot.services.crypto import Keyring
+from storage import Database, migrate
+
+# A platform retries an update within seconds; after this the stored answer (which may show the
+# member's own details) is no longer needed.
+KEEP_ANSWERS = timedelta(hours=1)
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings) -> AsyncIterator[tuple[BotContext, Dispatcher]]:
+    db = Database(settings.database_url)
+    try:
+        await migrate.upgrade(db)
+        app = BotContext(
+            settings=settings,
+            db=db,
+            keyring=Keyring(settings.resolved_secret_key()),
+            locale=Locale(),
+            flows=all_flows(),
+        )
+        async with db.transaction() as tx:
+            await tx.updates.forget_replies(app.now() - KEEP_ANSWERS)
+        yield app, Dispatcher(app)
+    finally:
+        await db.close()
