@@ -33,9 +33,7 @@ def main_options(
 ) -> None:
     settings = load_settings(config)
     _state["settings"] = settings
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
@@ -84,8 +82,7 @@ def card_verify(code: str) -> None:
             check = await verify_card(tx, bot.keyring, bot.profile, code)
             if check.genuine:
                 await tx.audit.record(bot.now(), "cli", "card.verified", check.number)
-                typer.echo(f"GENUINE  {check.number}  {check.masked_name}  {check.masked_phone}  "
-                           f"joined {check.joined}")
+                typer.echo(f"GENUINE  {check.number}  {check.masked_name}  {check.masked_phone}  joined {check.joined}")
             else:
                 typer.echo("NOT GENUINE: no current member has this code")
             return check.genuine

@@ -114,7 +114,7 @@ class Settings:
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite+aiosqlite:///"
         if self.database_url.startswith(prefix):
-            return Path(self.database_url[len(prefix):])
+            return Path(self.database_url[len(prefix) :])
         return None
 
     def key_file(self) -> Path:

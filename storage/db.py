@@ -11,8 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from storage.audit import Audit
 from storage.members import Members
+from storage.outbox import Outbox
 from storage.sessions import Sessions
 from storage.staff import StaffRepo
+from storage.tokens import Tokens
 from storage.updates import Updates
 
 
@@ -68,3 +70,5 @@ class Tx:
         self.updates = Updates(conn)
         self.staff = StaffRepo(conn)
         self.audit = Audit(conn)
+        self.outbox = Outbox(conn)
+        self.tokens = Tokens(conn)

@@ -54,8 +54,15 @@ class NewMember:
 
 def _member(row) -> Member:  # type: ignore[no-untyped-def]
     return Member(
-        row.id, row.member_number, row.card_code, row.phone_enc, row.name,
-        row.platform, row.work_kind, row.source, row.joined_at,
+        row.id,
+        row.member_number,
+        row.card_code,
+        row.phone_enc,
+        row.name,
+        row.platform,
+        row.work_kind,
+        row.source,
+        row.joined_at,
     )
 
 
@@ -69,9 +76,7 @@ class Members:
 
     async def by_user_key(self, user_key: str) -> Member | None:
         row = (
-            await self.conn.execute(
-                select(members).join(identities).where(identities.c.user_key == user_key)
-            )
+            await self.conn.execute(select(members).join(identities).where(identities.c.user_key == user_key))
         ).first()
         return _member(row) if row else None
 
@@ -93,8 +98,13 @@ class Members:
 
     async def link(self, user_key: str, member_id: int, at: datetime) -> None:
         channel = user_key.split(":", 1)[0]
-        values = {"user_key": user_key, "member_id": member_id, "channel": channel, "linked_at": at,
-                  "unreachable": False}
+        values = {
+            "user_key": user_key,
+            "member_id": member_id,
+            "channel": channel,
+            "linked_at": at,
+            "unreachable": False,
+        }
         await self.conn.execute(upsert(self.conn, identities, ["user_key"], values))
 
     async def identities(self, member_id: int) -> list[Identity]:

@@ -23,9 +23,7 @@ class Updates:
         return (await self.conn.execute(stmt)).rowcount == 1
 
     async def seen(self, key: str) -> tuple[bool, str | None]:
-        row = (
-            await self.conn.execute(select(processed_updates.c.reply).where(processed_updates.c.key == key))
-        ).first()
+        row = (await self.conn.execute(select(processed_updates.c.reply).where(processed_updates.c.key == key))).first()
         return (row is not None, row.reply if row else None)
 
     async def forget_replies(self, before: datetime) -> None:

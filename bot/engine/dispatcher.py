@@ -26,9 +26,14 @@ HOME = "menu"
 _STAMP_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
 # Whole-message words that act as the global commands, in every language we speak.
 GLOBAL_WORDS = {
-    "菜单": "menu", "主菜单": "menu", "menu": "menu",
-    "取消": "cancel", "cancel": "cancel", "退出": "cancel",
-    "帮助": "help", "help": "help",
+    "菜单": "menu",
+    "主菜单": "menu",
+    "menu": "menu",
+    "取消": "cancel",
+    "cancel": "cancel",
+    "退出": "cancel",
+    "帮助": "help",
+    "help": "help",
 }
 MAX_TEXT = 4096
 
@@ -233,4 +238,3 @@ def _log_safely(error: BaseException, incoming: Incoming) -> None:
     frames = traceback.extract_tb(error.__traceback__)
     where = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames[-6:]))
     log.error("turn failed on %s: %s at %s", incoming.channel, type(error).__name__, where)
-

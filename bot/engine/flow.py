@@ -59,9 +59,7 @@ class Turn:
     """One incoming message being handled: what was said, the session, an open transaction, and the
     reply being built."""
 
-    def __init__(
-        self, app: BotContext, tx: Tx, session: Session, incoming: Incoming, lang: str, now: datetime
-    ) -> None:
+    def __init__(self, app: BotContext, tx: Tx, session: Session, incoming: Incoming, lang: str, now: datetime) -> None:
         self.app = app
         self.tx = tx
         self.session = session

@@ -16,8 +16,13 @@ async def show_card(turn: Turn) -> None:
     turn.image(card_png(member.card_code, member.member_number))
 
 
-flow = Flow("card", commands=("card",), words=("会员证", "我的会员证", "card", "my card"),
-            menu_label="menu.card", visible=is_member)
+flow = Flow(
+    "card",
+    commands=("card",),
+    words=("会员证", "我的会员证", "card", "my card"),
+    menu_label="menu.card",
+    visible=is_member,
+)
 
 
 @flow.start

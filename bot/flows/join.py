@@ -18,8 +18,13 @@ async def not_member(turn: Turn) -> bool:
     return not await is_member(turn)
 
 
-flow = Flow("join", commands=("join",), words=("入会", "加入工会", "我要入会", "join"),
-            menu_label="menu.join", visible=not_member)
+flow = Flow(
+    "join",
+    commands=("join",),
+    words=("入会", "加入工会", "我要入会", "join"),
+    menu_label="menu.join",
+    visible=not_member,
+)
 
 FIELDS = ("phone", "name", "platform", "work_kind")
 
@@ -216,12 +221,23 @@ async def on_confirm(turn: Turn) -> None:
 async def _join(turn: Turn) -> None:
     d, app = turn.data, turn.app
     application = Application(
-        phone=d["phone"], name=d["name"], platform=d["platform"], work_kind=d["work_kind"],
-        source=d.get("source"), consent_version=PRIVACY_NOTICE_VERSION,
+        phone=d["phone"],
+        name=d["name"],
+        platform=d["platform"],
+        work_kind=d["work_kind"],
+        source=d.get("source"),
+        consent_version=PRIVACY_NOTICE_VERSION,
         consent_at=datetime.fromisoformat(d["consent_at"]),
     )
-    done = await enroll(turn.tx, app.keyring, app.profile, turn.user_key, application, turn.now,
-                        link_existing=bool(d.get("phone_verified")))
+    done = await enroll(
+        turn.tx,
+        app.keyring,
+        app.profile,
+        turn.user_key,
+        application,
+        turn.now,
+        link_existing=bool(d.get("phone_verified")),
+    )
     turn.forget_member()
     if done is None:
         turn.say("join.phone_taken")

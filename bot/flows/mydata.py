@@ -5,8 +5,9 @@ from bot.engine.messages import T
 from bot.flows.card import is_member
 from bot.services.membership import held_data, leave
 
-mydata = Flow("mydata", commands=("mydata",), words=("我的信息", "my data"),
-              menu_label="menu.mydata", visible=is_member)
+mydata = Flow(
+    "mydata", commands=("mydata",), words=("我的信息", "my data"), menu_label="menu.mydata", visible=is_member
+)
 leaving = Flow("leave", commands=("leave",), words=("退出工会", "退会", "leave the union"))
 
 

@@ -9,8 +9,7 @@ async def is_staff(turn: Turn) -> bool:
     return await turn.tx.staff.get(turn.user_key) is not None
 
 
-flow = Flow("staff", commands=("staff",), words=("工作人员", "staff"), menu_label="menu.staff",
-            visible=is_staff)
+flow = Flow("staff", commands=("staff",), words=("工作人员", "staff"), menu_label="menu.staff", visible=is_staff)
 
 
 @flow.start

@@ -74,7 +74,7 @@ async def run_console(
     interactive = stdin.isatty() and not as_json
     read: Callable[[], str] = (lambda: _prompt(stdout)) if interactive else stdin.readline
     if interactive:
-        stdout.write("GigUnion — 输入“帮助”查看用法，Ctrl-D 退出 / type \"help\", Ctrl-D to quit\n")
+        stdout.write('GigUnion — 输入“帮助”查看用法，Ctrl-D 退出 / type "help", Ctrl-D to quit\n')
     while True:
         try:
             line = await asyncio.to_thread(read)

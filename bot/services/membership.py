@@ -40,8 +40,14 @@ def local_date(profile: UnionProfile, at: datetime) -> str:
 
 
 async def enroll(
-    tx: Tx, keyring: Keyring, profile: UnionProfile, user_key: str, app: Application, now: datetime,
-    *, link_existing: bool,
+    tx: Tx,
+    keyring: Keyring,
+    profile: UnionProfile,
+    user_key: str,
+    app: Application,
+    now: datetime,
+    *,
+    link_existing: bool,
 ) -> Enrolment | None:
     """Make the member, or find the one with that phone. An existing member is linked to this identity
     only when `link_existing` (the phone was shown to be this person's); otherwise None."""
@@ -128,9 +134,7 @@ async def held_data(tx: Tx, keyring: Keyring, profile: UnionProfile, member: Mem
         "phone": mask_phone(keyring.decrypt(member.phone_enc)),
         "source": member.source,
         "identities": [i.channel for i in identities],
-        "consents": [
-            {"version": c.notice_version, "date": local_date(profile, c.agreed_at)} for c in consents
-        ],
+        "consents": [{"version": c.notice_version, "date": local_date(profile, c.agreed_at)} for c in consents],
     }
 
 
