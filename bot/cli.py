@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from contextlib import AsyncExitStack
 from typing import Annotated
 
 import typer
@@ -57,6 +58,36 @@ def console(
     async def go() -> None:
         async with running_bot(settings()) as (_, dispatcher):
             await run_console(dispatcher, user, lang, as_json)
+
+    run(go())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the web app: the Telegram webhook and WeChat callback (for those configured), and /healthz."""
+    import uvicorn
+
+    from bot.web import create_app
+
+    async def go() -> None:
+        s = settings()
+        async with running_bot(s) as (bot, dispatcher), AsyncExitStack() as stack:
+            routes = []
+            # Each channel is an async context: it starts its clients and outbox sender and yields
+            # its routes; leaving it stops them.
+            if s.telegram_token:
+                from bot.handlers.telegram import webhook_channel
+
+                routes += await stack.enter_async_context(webhook_channel(bot, dispatcher))
+            if s.wechat_token:
+                from bot.handlers.wechat import wechat_channel
+
+                routes += await stack.enter_async_context(wechat_channel(bot, dispatcher))
+            web = create_app(bot, dispatcher, routes)
+            await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning")).serve()
 
     run(go())
 
@@ -185,6 +216,9 @@ def members_show(number: str) -> None:
     if not asyncio.run(go()):
         typer.echo(f"no member numbered {number}")
         raise typer.Exit(1)
+
+
+# -- channel commands: `gigunion telegram …` and `gigunion wechat …` -------------------------------------
 
 
 def main() -> None:
