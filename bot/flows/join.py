@@ -29,6 +29,10 @@ flow = Flow(
 FIELDS = ("phone", "name", "platform", "work_kind")
 
 
+def _phone(turn: Turn) -> str:
+    return turn.app.keyring.decrypt(turn.data["phone_enc"])
+
+
 @flow.start
 async def start(turn: Turn, payload: str) -> None:
     if await is_member(turn):
@@ -104,7 +108,8 @@ async def on_phone(turn: Turn) -> None:
             turn.say("join.phone_taken")
         turn.finish()
         return
-    turn.data.update(phone=phone, phone_verified=verified)
+    # Kept encrypted even in the session: a half-finished join must not leave a number in clear.
+    turn.data.update(phone_enc=turn.app.keyring.encrypt(phone), phone_verified=verified)
     if offered and person_name(offered):
         turn.data.setdefault("offered_name", person_name(offered))
     _next(turn, "name")
@@ -196,7 +201,7 @@ async def ask_confirm(turn: Turn) -> None:
     kind = turn.app.profile.work_kind(turn.data["work_kind"])
     turn.say(
         "join.summary",
-        phone=mask_phone(turn.data["phone"]),
+        phone=mask_phone(_phone(turn)),
         name=turn.data["name"],
         platform=turn.data["platform"],
         work_kind=kind.label(turn.lang) if kind else turn.data["work_kind"],
@@ -221,7 +226,7 @@ async def on_confirm(turn: Turn) -> None:
 async def _join(turn: Turn) -> None:
     d, app = turn.data, turn.app
     application = Application(
-        phone=d["phone"],
+        phone=_phone(turn),
         name=d["name"],
         platform=d["platform"],
         work_kind=d["work_kind"],

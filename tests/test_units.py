@@ -1,0 +1,87 @@
+"""Small parts on their own: reading input, keys, settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.config import load_settings
+from bot.services.crypto import Keyring, normalize_card_code
+from bot.validation import mainland_mobile, person_name, short_answer, source_code
+
+
+@pytest.mark.parametrize(
+    "raw,phone",
+    [
+        ("13800138000", "13800138000"),
+        ("+86 138 0013 8000", "13800138000"),
+        ("8613800138000", "13800138000"),
+        ("0086-138-0013-8000", "13800138000"),
+        ("１３８００１３８０００", "13800138000"),  # full-width digits from a Chinese keyboard
+        ("12800138000", None),
+        ("1380013800", None),
+        ("+1 415 555 0100", None),
+        ("", None),
+        ("😀", None),
+    ],
+)
+def test_mainland_mobile(raw: str, phone: str | None) -> None:
+    assert mainland_mobile(raw) == phone
+
+
+@pytest.mark.parametrize(
+    "raw,name",
+    [
+        ("张三", "张三"),
+        ("  李  四 ", "李 四"),
+        ("阿卜杜·热合曼", "阿卜杜·热合曼"),
+        ("Mary-Jane O'Neil", "Mary-Jane O'Neil"),
+        ("张三3", None),
+        ("😀", None),
+        ("", None),
+        ("x" * 31, None),
+        ("·", None),
+    ],
+)
+def test_person_name(raw: str, name: str | None) -> None:
+    assert person_name(raw) == name
+
+
+def test_short_answer_and_source() -> None:
+    assert short_answer(" 达达 快送 ") == "达达 快送"
+    assert short_answer("🛵🛵") is None and short_answer("!!!") is None and short_answer("x" * 41) is None
+    assert source_code("station-7") == "station-7" and source_code("a b") is None and source_code("") is None
+
+
+def test_keyring() -> None:
+    ring = Keyring("k1")
+    token = ring.encrypt("13800138000")
+    assert "13800138000" not in token and ring.decrypt(token) == "13800138000"
+    with pytest.raises(ValueError):
+        Keyring("k2").decrypt(token)
+    code = ring.card_code("HB2026000001")
+    assert len(code) == 8 and code == ring.card_code("HB2026000001") != Keyring("k2").card_code("HB2026000001")
+    assert normalize_card_code(f" {code[:4].lower()}-{code[4:]} ") == code
+    assert ring.lookup_hash("13800138000") != Keyring("k2").lookup_hash("13800138000")
+
+
+def test_settings_from_env_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('secret_key = "file"\nsession_timeout_minutes = 5\n[telegram]\ntoken = "from-file"\n')
+    s = load_settings(config, environ={"GIGUNION_SECRET_KEY": "env", "GIGUNION_WECHAT_APPID": "wx1"})
+    assert s.secret_key == "env" and s.session_timeout_minutes == 5
+    assert s.telegram_token == "from-file" and s.wechat_appid == "wx1"
+    default = load_settings(environ={})
+    assert default.database_url == "sqlite+aiosqlite:///gigunion.db"
+    assert default.profile.member_prefix == "HB" and "蜂鸟配送" in default.profile.platforms
+    assert default.profile.timezone == "Asia/Shanghai" and default.profile.default_language == "zh_CN"
+
+
+def test_generated_secret_key_is_private_and_reused(tmp_path: Path) -> None:
+    s = load_settings(environ={"GIGUNION_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x/bot.db"})
+    key = s.resolved_secret_key()
+    path = tmp_path / "x" / "gigunion.key"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert s.resolved_secret_key() == key and len(key) >= 32
