@@ -51,14 +51,14 @@ async def test_join_by_taps_shows_a_card(bot) -> None:  # type: ignore[no-untype
 
 
 async def test_member_numbers_are_unique_and_sequential(bot) -> None:  # type: ignore[no-untyped-def]
-    app, dispatcher = bot
+    _app, dispatcher = bot
     cards = [await join(Chat(dispatcher, user=f"u{i}"), phone=f"1390000000{i}") for i in range(3)]
     numbers = [NUMBER.search(c.text).group(0) for c in cards]
     assert len(set(numbers)) == 3 and sorted(numbers) == numbers
 
 
 async def test_english_join_with_typed_answers(bot) -> None:  # type: ignore[no-untyped-def]
-    app, dispatcher = bot
+    _app, dispatcher = bot
     chat = Chat(dispatcher, language_hint="en")
     assert "privacy notice" in (await chat.command("/start")).text
     await chat.say("I agree")
@@ -73,7 +73,7 @@ async def test_english_join_with_typed_answers(bot) -> None:  # type: ignore[no-
 
 
 async def test_fixing_a_field_returns_to_the_summary(bot) -> None:  # type: ignore[no-untyped-def]
-    app, dispatcher = bot
+    _app, dispatcher = bot
     chat = Chat(dispatcher)
     await chat.command("/start")
     await chat.tap(0)
@@ -147,8 +147,10 @@ async def test_bad_input_keeps_the_step(bot, step: str, garbage: str) -> None:  
     before = await session_of(app, "console:alice")
     assert before.step == step
     if garbage == "stale-button":
-        out = await chat.tap(0, message=first_prompt) if step != "consent" else await chat.send(
-            chat.incoming(Kind.BUTTON, payload="zz|agree")
+        out = (
+            await chat.tap(0, message=first_prompt)
+            if step != "consent"
+            else await chat.send(chat.incoming(Kind.BUTTON, payload="zz|agree"))
         )
     elif garbage == "photo":
         from bot.engine.messages import Media

@@ -12,7 +12,7 @@ from tests.chat import Chat, join
 
 
 async def test_no_personal_data_in_logs_of_a_whole_join(bot, caplog) -> None:  # type: ignore[no-untyped-def]
-    app, dispatcher = bot
+    _app, dispatcher = bot
     caplog.set_level(logging.DEBUG)
     chat = Chat(dispatcher, display_name="Wang Fang")
     await join(chat, phone="13912345678", name="王芳")
@@ -35,7 +35,7 @@ async def test_the_phone_number_is_not_stored_in_clear(bot) -> None:  # type: ig
 
 
 async def test_my_data_shows_everything_held_masked(bot) -> None:  # type: ignore[no-untyped-def]
-    app, dispatcher = bot
+    _app, dispatcher = bot
     chat = Chat(dispatcher)
     await join(chat, source="expo")
     shown = await chat.say("我的信息")
