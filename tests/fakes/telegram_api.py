@@ -180,6 +180,12 @@ class FakeTelegram:
     def last_with_buttons(self, chat_id: int) -> dict:
         return next(m for m in reversed(self.sent(chat_id)) if "inline_keyboard" in m.get("reply_markup", {}))
 
+    def labels(self, chat_id: int) -> list[str]:
+        """The button labels on the bot's latest message in this chat ([] when it has none)."""
+        sent = self.sent(chat_id)
+        markup = sent[-1].get("reply_markup", {}) if sent else {}
+        return [b["text"] for row in markup.get("inline_keyboard", []) for b in row]
+
     async def wait_for(self, check: Callable[[], Any], seconds: float = 30) -> Any:
         """Until `check()` is truthy: the bot runs in the background and answers when it does."""
 
