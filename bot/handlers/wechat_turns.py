@@ -27,7 +27,15 @@ HANDED_OFF = ""  # answered "success": the whole reply goes through the customer
 class _Turn:
     task: asyncio.Task[None] | None = None
     answer: str | None = None  # the passive reply text, HANDED_OFF, or None while undecided
-    done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Requests waiting for the answer: the first copy of the message and any retries. A bare future
+    # and a timer per request are much cheaper than asyncio.wait_for, which makes a task each time.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def wake(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
 
 
 # (the turn's messages) -> (passive reply text, what is left for customer-service messages)
@@ -55,10 +63,14 @@ class Turns:
             turn.task = asyncio.create_task(self._run(turn, incoming))
             self._forget_oldest()
         if turn.answer is None:
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            turn.waiters.append(waiter)
+            timer = loop.call_later(self.deadline, lambda: waiter.done() or waiter.set_result(None))
             try:
-                await asyncio.wait_for(turn.done.wait(), self.deadline)
-            except TimeoutError:
-                pass
+                await waiter
+            finally:
+                timer.cancel()
         if turn.answer is None:
             # Decided here, before the turn ends; `_run` sees it and sends everything later.
             turn.answer = HANDED_OFF
@@ -72,7 +84,7 @@ class Turns:
                 turn.answer, rest = self.split(outs)
             else:
                 rest = outs
-            turn.done.set()
+            turn.wake()
             if rest:
                 await self.later(incoming.user_key, rest)
         except Exception as e:  # the dispatcher has its own boundary; this is the queue failing
@@ -80,7 +92,7 @@ class Turns:
             if turn.answer is None:
                 turn.answer = HANDED_OFF
         finally:
-            turn.done.set()
+            turn.wake()
             turn.task = None
 
     def _forget_oldest(self) -> None:
