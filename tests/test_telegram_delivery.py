@@ -16,6 +16,9 @@ from tests.chat import Chat, join
 from tests.fakes.telegram_api import TOKEN
 from tests.fakes.telegram_harness import fake_api
 
+# PTB itself warns when it builds a RetryAfter (its attribute is moving from int to timedelta).
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
 
 @pytest.fixture
 async def fake():  # type: ignore[no-untyped-def]
