@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 # updates, with what people wrote, at DEBUG.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("telegram").setLevel(logging.INFO)
+# With no retries of its own it logs every 429 as an error with a traceback; the outbox retries it.
+logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
