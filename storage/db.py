@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage.audit import Audit
+from storage.group_commit import GroupCommit, SharedConnection
 from storage.members import Members
 from storage.outbox import Outbox
 from storage.sessions import Sessions
+from storage.sqlite_driver import one_trip_creator
 from storage.staff import StaffRepo
 from storage.tokens import Tokens
 from storage.updates import Updates
+
+R = TypeVar("R")
 
 
 def _prepare_sqlite(engine: AsyncEngine) -> None:
@@ -37,7 +42,7 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, group_commit: bool = True) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -46,10 +51,22 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             # One connection: SQLite has one writer, and turns queueing on one connection are far
             # faster than connections fighting over the file lock.
-            self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=120)
+            self.engine = create_async_engine(
+                url, pool_size=1, max_overflow=0, pool_timeout=120, async_creator=one_trip_creator(path or ":memory:")
+            )
             _prepare_sqlite(self.engine)
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        # On PostgreSQL each turn has its own transaction: the server runs them side by side.
+        self._group = GroupCommit(self.engine, Tx) if self.is_sqlite and group_commit else None
+
+    async def run_turn(self, fn: Callable[[Tx], Awaitable[R]]) -> R:
+        """Run `fn` in a transaction of its own, or in a group-committed batch with other turns (see
+        `storage.group_commit`): all of it is committed or none, and `fn` may be run again."""
+        if self._group is not None:
+            return await self._group.run(fn)
+        async with self.transaction() as tx:
+            return await fn(tx)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
@@ -63,7 +80,7 @@ class Database:
 class Tx:
     """Every repository, bound to one open transaction."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection | SharedConnection) -> None:
         self.conn = conn
         self.members = Members(conn)
         self.sessions = Sessions(conn)

@@ -71,7 +71,11 @@ def test_json_mode_is_one_line_per_message_and_marks_turn_ends(env: dict[str, st
 def test_a_killed_process_resumes_at_the_same_step(env: dict[str, str]) -> None:
     proc = subprocess.Popen(
         [*GIGUNION, "console", "--user", "bob", "--json"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     assert proc.stdin and proc.stdout
     for line in ("/start", "同意", "/contact 13900139000"):
@@ -111,8 +115,15 @@ def test_staff_and_members_commands(env: dict[str, str]) -> None:
 
 
 def test_every_command_has_help(env: dict[str, str]) -> None:
-    for args in (["--help"], ["console", "--help"], ["db", "upgrade", "--help"], ["card", "verify", "--help"],
-                 ["staff", "add", "--help"], ["members", "list", "--help"], ["serve", "--help"]):
+    for args in (
+        ["--help"],
+        ["console", "--help"],
+        ["db", "upgrade", "--help"],
+        ["card", "verify", "--help"],
+        ["staff", "add", "--help"],
+        ["members", "list", "--help"],
+        ["serve", "--help"],
+    ):
         done = gigunion(env, *args)
         assert done.returncode == 0 and "Usage" in done.stdout, args
 
@@ -120,7 +131,7 @@ def test_every_command_has_help(env: dict[str, str]) -> None:
 def test_db_upgrade_and_config_file(env: dict[str, str], tmp_path: Path) -> None:
     config = tmp_path / "union.toml"
     config.write_text(
-        f"""database_url = "sqlite+aiosqlite:///{tmp_path / 'other.db'}"
+        f"""database_url = "sqlite+aiosqlite:///{tmp_path / "other.db"}"
 secret_key = "from-the-file"
 [union]
 name = {{ zh_CN = "测试联合工会", en = "Test Union" }}

@@ -18,6 +18,7 @@ from bot.engine.context import BotContext
 from bot.engine.flow import Turn
 from bot.engine.messages import Incoming, Kind, OutButton, Outgoing, Reply
 from bot.locale import normalize_lang
+from storage import Tx
 from storage.sessions import Session
 
 log = logging.getLogger(__name__)
@@ -69,26 +70,28 @@ class Dispatcher:
 
     # -- one turn ----------------------------------------------------------------------------------
     async def _turn(self, incoming: Incoming) -> list[Outgoing]:
+        return await self.app.db.run_turn(lambda tx: self._turn_in(tx, incoming))
+
+    async def _turn_in(self, tx: Tx, incoming: Incoming) -> list[Outgoing]:
         now = self.app.now()
-        async with self.app.db.transaction() as tx:
-            session = await tx.sessions.get(incoming.user_key) or Session(incoming.user_key)
-            before = (session.flow, session.step, session.choices)
-            turn = Turn(self.app, tx, session, incoming, self._lang(session, incoming), now)
-            if session.flow not in (None, HOME) and session.expires_at and session.expires_at <= now:
-                turn.finish()
-                turn.say("engine.timed_out")
-            await self._route(turn)
-            await self._settle(turn)
-            out = self._render(turn, before)
-            session.expires_at = now + self._timeout() if session.flow not in (None, HOME) else None
-            if turn.forget_session:
-                await tx.sessions.delete(incoming.user_key)
-            else:
-                await tx.sessions.save(session)
-            key = _dedupe_key(incoming)
-            if key and not await tx.updates.mark(key, now, json.dumps([o.to_json() for o in out])):
-                raise _Duplicate
-            return out
+        session = await tx.sessions.get(incoming.user_key) or Session(incoming.user_key)
+        before = (session.flow, session.step, session.choices)
+        turn = Turn(self.app, tx, session, incoming, self._lang(session, incoming), now)
+        if session.flow not in (None, HOME) and session.expires_at and session.expires_at <= now:
+            turn.finish()
+            turn.say("engine.timed_out")
+        await self._route(turn)
+        await self._settle(turn)
+        out = self._render(turn, before)
+        session.expires_at = now + self._timeout() if session.flow not in (None, HOME) else None
+        if turn.forget_session:
+            await tx.sessions.delete(incoming.user_key)
+        else:
+            await tx.sessions.save(session)
+        key = _dedupe_key(incoming)
+        if key and not await tx.updates.mark(key, now, json.dumps([o.to_json() for o in out])):
+            raise _Duplicate
+        return out
 
     def _timeout(self) -> timedelta:
         return timedelta(minutes=self.app.settings.session_timeout_minutes)

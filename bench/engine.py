@@ -1,0 +1,130 @@
+"""How fast the engine handles turns on SQLite, beside the raw speed of a durable SQLite commit.
+
+Prints, all measured in this one run on this machine:
+  1. raw: single-row upserts, each its own commit, through aiosqlite on one connection (WAL,
+     synchronous=NORMAL, as the bot uses): the physical limit of a durable turn;
+  2. saturated: N simulated users (closed loop: each sends its next message when the answer to the
+     previous one arrives) joining the union through the dispatcher: turns/s, p50/p99 turn latency;
+  3. paced: the same N users with a think time between messages (riders type with a thumb), so the
+     turn latency a user feels is measured below saturation.
+
+    python bench/engine.py --users 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiosqlite  # noqa: E402
+
+from bot.config import Settings  # noqa: E402
+from bot.engine.messages import Contact, Incoming, Kind  # noqa: E402
+from bot.runtime import running_bot  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def raw_commits(path: Path, seconds: float) -> tuple[float, list[float]]:
+    async with aiosqlite.connect(path) as db:
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("CREATE TABLE IF NOT EXISTS kv (k INTEGER PRIMARY KEY, v TEXT)")
+        await db.commit()
+        latencies: list[float] = []
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            t0 = time.perf_counter()
+            await db.execute(
+                "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v", (n % 1000, "x" * 64)
+            )
+            await db.commit()
+            latencies.append(time.perf_counter() - t0)
+            n += 1
+        return n / (time.perf_counter() - start), latencies
+
+
+def join_script(user: int) -> list[Incoming]:
+    base = {"channel": "bench", "user_id": str(user), "display_name": "Rider"}
+    phone = f"139{user:08d}"
+    steps = [
+        Incoming(kind=Kind.COMMAND, text="/start", payload="join-bench", **base),
+        Incoming(kind=Kind.TEXT, text="1", **base),
+        Incoming(kind=Kind.CONTACT, contact=Contact(phone, str(user)), **base),
+        Incoming(kind=Kind.TEXT, text="1", **base),
+        Incoming(kind=Kind.TEXT, text="2", **base),
+        Incoming(kind=Kind.TEXT, text="1", **base),
+        Incoming(kind=Kind.TEXT, text="1", **base),
+    ]
+    return [
+        Incoming(**{**s.__dict__, "dedupe_key": f"{user}-{i}"}) for i, s in enumerate(steps)
+    ]
+
+
+async def engine_run(db_path: Path, users: int, think: float, offset: int) -> tuple[float, list[float], int]:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{db_path}", secret_key="bench")
+    latencies: list[float] = []
+    async with running_bot(settings) as (app, dispatcher):
+
+        async def user(u: int) -> None:
+            if think:
+                await asyncio.sleep(think * (u / users))  # spread the first messages over one think time
+            for incoming in join_script(offset + u):
+                t0 = time.perf_counter()
+                await dispatcher.handle(incoming)
+                latencies.append(time.perf_counter() - t0)
+                if think:
+                    await asyncio.sleep(think)
+
+        # Warm up (templates compiled, statements cached) on users outside the measured ones.
+        for incoming in join_script(offset + users + 1):
+            await dispatcher.handle(incoming)
+        latencies.clear()
+        start, cpu = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(user(u) for u in range(users)))
+        elapsed = time.perf_counter() - start
+        print(f"    (process CPU {time.process_time() - cpu:.2f} s over {elapsed:.2f} s wall)")
+        async with app.db.transaction() as tx:
+            members = await tx.members.count() - 1
+    return len(latencies) / elapsed, latencies, members
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--raw-seconds", type=float, default=3.0)
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between one user's messages (paced run)")
+    args = parser.parse_args()
+    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, asyncio default loop, "
+          f"{os.cpu_count()} cores; WAL, synchronous=NORMAL, one connection")
+    with tempfile.TemporaryDirectory() as tmp:
+        rate, raw_lat = await raw_commits(Path(tmp) / "raw.db", args.raw_seconds)
+        print(f"raw aiosqlite upsert+commit:   {rate:8.0f} commits/s   p50 {ms(pct(raw_lat, 50))}  "
+              f"p99 {ms(pct(raw_lat, 99))}")
+        tps, lat, members = await engine_run(Path(tmp) / "sat.db", args.users, 0.0, 0)
+        print(f"engine, {args.users} users saturated: {tps:8.0f} turns/s     p50 {ms(pct(lat, 50))}  "
+              f"p99 {ms(pct(lat, 99))}   = {tps / rate:.0%} of raw   ({members} members joined)")
+        tps, lat, members = await engine_run(Path(tmp) / "paced.db", args.users, args.think, 0)
+        print(f"engine, {args.users} users, {args.think:g}s think: {tps:6.0f} turns/s     p50 {ms(pct(lat, 50))}  "
+              f"p99 {ms(pct(lat, 99))}   mean {ms(statistics.fmean(lat))}   ({members} members joined)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

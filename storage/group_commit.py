@@ -1,0 +1,122 @@
+"""Group commit: several users' turns share one SQLite transaction, each still all-or-nothing.
+
+SQLite has one writer. Run one turn per transaction and every turn waits for the whole of the one
+before it: its Python work and its trips to the database thread, end to end. Here the turns that are
+ready together run interleaved in one transaction on the one connection, so one turn's Python work
+overlaps another's database work, and BEGIN and COMMIT are paid once per batch.
+
+A turn's answer is released only after its batch commits. If any turn of a batch fails, or the
+commit does, the batch is rolled back and each of its turns runs again alone, in a transaction of
+its own, so the failure is that turn's alone. Turns must therefore be re-runnable (they build
+everything from the database) and change rows other users may also change only with single
+statements (an upsert, an INSERT … ON CONFLICT), never read-then-write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+R = TypeVar("R")
+
+
+class SharedConnection:
+    """One batch's connection as its turns see it: statements from different turns go one at a time."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        async with self._lock:
+            return await self._conn.execute(statement, parameters)
+
+
+class _Batch:
+    def __init__(self, admitting: bool) -> None:
+        self.admitting = admitting
+        self.size = 0
+        self.running = 0
+        self.failed = False
+        self.ready: asyncio.Future[SharedConnection] = asyncio.get_running_loop().create_future()
+        self.committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.conn: AsyncConnection | None = None
+
+
+class GroupCommit:
+    def __init__(self, engine: AsyncEngine, wrap: Callable[[Any], Any], max_batch: int = 64) -> None:
+        self.engine = engine
+        self.wrap = wrap  # makes the unit of work (every repository) from a connection
+        self.max_batch = max_batch
+        self._open: _Batch | None = None
+
+    async def run(self, fn: Callable[[Any], Awaitable[R]]) -> R:
+        batch = self._join()
+        outcome: Any
+        ok = True
+        try:
+            conn = await asyncio.shield(batch.ready)
+            outcome = await fn(self.wrap(conn))
+        except BaseException as e:
+            batch.failed, ok, outcome = True, False, e
+        finally:
+            batch.running -= 1
+            if batch.running == 0:
+                batch.admitting = False
+                if self._open is batch:
+                    self._open = None
+                asyncio.get_running_loop().create_task(self._finish(batch))
+        if await asyncio.shield(batch.committed):
+            if not ok:
+                raise outcome
+            return outcome
+        return await self._alone(fn)
+
+    def _join(self) -> _Batch:
+        batch = self._open
+        if batch is None or not batch.admitting:
+            batch = self._open = _Batch(admitting=True)
+            asyncio.get_running_loop().create_task(self._start(batch))
+        batch.size += 1
+        batch.running += 1
+        if batch.size >= self.max_batch:
+            batch.admitting = False
+            self._open = None
+        return batch
+
+    async def _start(self, batch: _Batch) -> None:
+        try:
+            batch.conn = await self.engine.connect()
+            await batch.conn.begin()
+            batch.ready.set_result(SharedConnection(batch.conn))
+        except Exception as e:
+            if batch.conn is not None:
+                await batch.conn.close()
+                batch.conn = None
+            batch.ready.set_exception(e)
+
+    async def _finish(self, batch: _Batch) -> None:
+        committed = False
+        try:
+            if batch.conn is not None:
+                if batch.failed:
+                    await batch.conn.rollback()
+                else:
+                    await batch.conn.commit()
+                    committed = True
+        except Exception:
+            committed = False
+        finally:
+            if batch.conn is not None:
+                await batch.conn.close()
+            if not batch.ready.done():
+                batch.ready.cancel()
+            batch.committed.set_result(committed)
+
+    async def _alone(self, fn: Callable[[Any], Awaitable[R]]) -> R:
+        async with self.engine.begin() as conn:
+            return await fn(self.wrap(conn))
