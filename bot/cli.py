@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 from contextlib import AsyncExitStack
 from typing import Annotated
 
@@ -87,6 +88,9 @@ def serve(
 
                 routes += await stack.enter_async_context(wechat_channel(bot, dispatcher))
             web = create_app(bot, dispatcher, routes)
+            # uvicorn re-raises the SIGTERM it caught once it has stopped; with the default handler that
+            # would kill the process before the channels and the database are closed below.
+            signal.signal(signal.SIGTERM, lambda *_: None)
             await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning")).serve()
 
     run(go())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import insert_for, insert_ignoring_conflicts, upsert
@@ -64,6 +64,10 @@ def _member(row) -> Member:  # type: ignore[no-untyped-def]
         row.source,
         row.joined_at,
     )
+
+
+# Built once: looked up on most turns.
+_BY_USER_KEY = select(members).join(identities).where(identities.c.user_key == bindparam("user_key"))
 
 
 class Members:

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.dialect import upsert
-from storage.schema import sessions
+from storage.dialect import per_dialect, upsert_statement
+from storage.schema import identities, sessions
 
 
 @dataclass
@@ -25,6 +25,21 @@ class Session:
     version: int = 0
     lang: str | None = None
     expires_at: datetime | None = None
+    # The member's identity was marked unreachable (they had blocked the bot): they are back now.
+    was_unreachable: bool = False
+
+
+# Built once: every turn runs these, and building a statement costs more than running it here.
+# FOR UPDATE holds the user's row against other processes on PostgreSQL; SQLite leaves it out.
+_GET = (
+    select(sessions, identities.c.unreachable)
+    .select_from(sessions.outerjoin(identities, identities.c.user_key == sessions.c.user_key))
+    .where(sessions.c.user_key == bindparam("user_key"))
+    .with_for_update(of=sessions)
+)
+_SAVE = per_dialect(lambda d: upsert_statement(d, sessions, ["user_key"]))
+_DELETE = delete(sessions).where(sessions.c.user_key == bindparam("user_key"))
+_REACHABLE = update(identities).where(identities.c.user_key == bindparam("key")).values(unreachable=False)
 
 
 class Sessions:
@@ -32,7 +47,7 @@ class Sessions:
         self.conn = conn
 
     async def get(self, user_key: str) -> Session | None:
-        row = (await self.conn.execute(select(sessions).where(sessions.c.user_key == user_key))).first()
+        row = (await self.conn.execute(_GET, {"user_key": user_key})).first()
         if row is None:
             return None
         return Session(
@@ -44,6 +59,7 @@ class Sessions:
             version=row.version,
             lang=row.lang,
             expires_at=row.expires_at,
+            was_unreachable=bool(row.unreachable),
         )
 
     async def save(self, s: Session) -> None:
@@ -57,7 +73,10 @@ class Sessions:
             "lang": s.lang,
             "expires_at": s.expires_at,
         }
-        await self.conn.execute(upsert(self.conn, sessions, ["user_key"], values))
+        await self.conn.execute(_SAVE(self.conn), values)
+        if s.was_unreachable:
+            await self.conn.execute(_REACHABLE, {"key": s.user_key})
+            s.was_unreachable = False
 
     async def delete(self, user_key: str) -> None:
-        await self.conn.execute(delete(sessions).where(sessions.c.user_key == user_key))
+        await self.conn.execute(_DELETE, {"user_key": user_key})

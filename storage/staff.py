@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import upsert
 from storage.schema import staff
 
 ROLES = ("admin", "claims", "counsellor", "complaints", "broadcaster")
+_GET = select(staff).where(staff.c.user_key == bindparam("user_key"))  # asked on every menu
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class StaffRepo:
         await self.conn.execute(upsert(self.conn, staff, ["user_key"], values))
 
     async def get(self, user_key: str) -> Staffer | None:
-        row = (await self.conn.execute(select(staff).where(staff.c.user_key == user_key))).first()
+        row = (await self.conn.execute(_GET, {"user_key": user_key})).first()
         return Staffer(row.user_key, row.role, row.name, row.added_at) if row else None
 
     async def all(self) -> list[Staffer]:

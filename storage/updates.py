@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.dialect import insert_ignoring_conflicts
+from storage.dialect import insert_ignoring_conflicts, per_dialect
 from storage.schema import processed_updates
+
+_MARK = per_dialect(
+    lambda name: insert_ignoring_conflicts(name, processed_updates, ["key"]).values(
+        key=bindparam("key"), processed_at=bindparam("at"), reply=bindparam("reply")
+    )
+)
 
 
 class Updates:
@@ -17,10 +23,8 @@ class Updates:
 
     async def mark(self, key: str, at: datetime, reply: str | None) -> bool:
         """Record `key` as processed; False when it already was (the caller then rolls back)."""
-        stmt = insert_ignoring_conflicts(self.conn, processed_updates, ["key"]).values(
-            key=key, processed_at=at, reply=reply
-        )
-        return (await self.conn.execute(stmt)).rowcount == 1
+        result = await self.conn.execute(_MARK(self.conn), {"key": key, "at": at, "reply": reply})
+        return result.rowcount == 1
 
     async def seen(self, key: str) -> tuple[bool, str | None]:
         row = (await self.conn.execute(select(processed_updates.c.reply).where(processed_updates.c.key == key))).first()

@@ -177,11 +177,12 @@ class Dispatcher:
 
     def _render(self, turn: Turn, before: tuple) -> list[Outgoing]:
         session, reply, lang = turn.session, turn.reply, turn.lang
-        choices = [[self.app.locale.render(lang, b.label), b.payload] for b in reply.buttons]
+        labels = [self.app.locale.render(lang, b.label) for b in reply.buttons]
+        choices = [[label, b.payload] for label, b in zip(labels, reply.buttons, strict=True)]
         if (session.flow, session.step, choices) != before:
             session.version += 1
         session.choices = choices
-        return [render_reply(self.app, reply, lang, stamp(session.version))]
+        return [render_reply(self.app, reply, lang, stamp(session.version), labels)]
 
     # -- when a turn does not complete ---------------------------------------------------------------
     async def _earlier_answer(self, incoming: Incoming) -> list[Outgoing]:
@@ -204,14 +205,18 @@ class Dispatcher:
             return [Outgoing(self.app.locale.text(lang or self.app.profile.default_language, "engine.sorry"))]
 
 
-def render_reply(app: BotContext, reply: Reply, lang: str, stamp_: str) -> Outgoing:
+def render_reply(app: BotContext, reply: Reply, lang: str, stamp_: str, labels: list[str] | None = None) -> Outgoing:
     render = app.locale.render
+    labels = labels if labels is not None else [render(lang, b.label) for b in reply.buttons]
     return Outgoing(
         text="\n\n".join(render(lang, t) for t in reply.texts),
-        buttons=tuple(OutButton(render(lang, b.label), f"{stamp_}|{b.payload}") for b in reply.buttons),
+        buttons=tuple(
+            OutButton(label, f"{stamp_}|{b.payload}") for label, b in zip(labels, reply.buttons, strict=True)
+        ),
         requests=tuple(reply.requests),
         image=reply.image,
         request_labels={str(r): app.locale.text(lang, f"engine.request_{r}") for r in reply.requests},
+        lang=lang,
     )
 
 

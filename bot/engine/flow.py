@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from storage import Tx
     from storage.members import Member
     from storage.sessions import Session
+    from storage.staff import Staffer
 
 Ask = Callable[["Turn"], Awaitable[None]]
 Handle = Callable[["Turn"], Awaitable[None]]
@@ -72,6 +73,7 @@ class Turn:
         self.repeat = False
         self.forget_session = False  # delete the session instead of saving it (nothing may be kept)
         self._member: Member | bool | None = False
+        self._staffer: Staffer | bool | None = False
 
     # -- what the user sent -------------------------------------------------------------------------
     @property
@@ -93,6 +95,11 @@ class Turn:
 
     def forget_member(self) -> None:
         self._member = False
+
+    async def staffer(self) -> Staffer | None:
+        if self._staffer is False:
+            self._staffer = await self.tx.staff.get(self.user_key)
+        return self._staffer  # type: ignore[return-value]
 
     # -- building the reply ------------------------------------------------------------------------
     def say(self, key: str, **context: Any) -> None:

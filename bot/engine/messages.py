@@ -113,6 +113,7 @@ class Outgoing:
     image: bytes | None = None
     # Labels for the phone-request keyboard, rendered in the user's language.
     request_labels: dict[str, str] = field(default_factory=dict)
+    lang: str = ""  # the language it is written in, for what a channel adds around it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +122,7 @@ class Outgoing:
             "requests": [str(r) for r in self.requests],
             "image": base64.b64encode(self.image).decode() if self.image else None,
             "request_labels": self.request_labels,
+            "lang": self.lang,
         }
 
     @classmethod
@@ -131,4 +133,5 @@ class Outgoing:
             requests=tuple(Request(r) for r in d["requests"]),
             image=base64.b64decode(d["image"]) if d.get("image") else None,
             request_labels=d.get("request_labels", {}),
+            lang=d.get("lang", ""),
         )

@@ -6,7 +6,7 @@ from bot.services.membership import verify_card
 
 
 async def is_staff(turn: Turn) -> bool:
-    return await turn.tx.staff.get(turn.user_key) is not None
+    return await turn.staffer() is not None
 
 
 flow = Flow("staff", commands=("staff",), words=("工作人员", "staff"), menu_label="menu.staff", visible=is_staff)
@@ -23,7 +23,7 @@ async def start(turn: Turn, payload: str) -> None:
 
 @flow.ask("main")
 async def ask_main(turn: Turn) -> None:
-    staffer = await turn.tx.staff.get(turn.user_key)
+    staffer = await turn.staffer()
     assert staffer is not None
     turn.say("staff.menu", name=staffer.name, role=staffer.role, members=await turn.tx.members.count())
     turn.button(T("staff.verify_card"), "verify")
