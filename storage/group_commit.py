@@ -66,9 +66,7 @@ class GroupCommit:
         finally:
             batch.running -= 1
             if batch.running == 0:
-                batch.admitting = False
-                if self._open is batch:
-                    self._open = None
+                self._close_admission(batch)
                 asyncio.get_running_loop().create_task(self._finish(batch))
         if await asyncio.shield(batch.committed):
             if not ok:
@@ -84,14 +82,21 @@ class GroupCommit:
         batch.size += 1
         batch.running += 1
         if batch.size >= self.max_batch:
-            batch.admitting = False
-            self._open = None
+            self._close_admission(batch)
         return batch
+
+    def _close_admission(self, batch: _Batch) -> None:
+        batch.admitting = False
+        if self._open is batch:
+            self._open = None
 
     async def _start(self, batch: _Batch) -> None:
         try:
             batch.conn = await self.engine.connect()
             await batch.conn.begin()
+            # The batch is those who queued while the one before it held the connection. Later turns
+            # wait for the next batch: a batch that kept admitting would keep its first turns waiting.
+            self._close_admission(batch)
             batch.ready.set_result(SharedConnection(batch.conn))
         except Exception as e:
             if batch.conn is not None:

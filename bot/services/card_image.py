@@ -13,10 +13,15 @@ from PIL import Image, ImageDraw
 def card_png(code: str, member_number: str) -> bytes:
     # A fixed version and mask: choosing the "best" mask costs milliseconds per card, and any mask scans.
     qr = qrcode.QRCode(
-        version=3, border=2, box_size=6, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0
+        version=3, border=2, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0
     )
     qr.add_data(f"GIGUNION-CARD:{code}")
-    qr_img = qr.make_image().get_image().convert("L")
+    qr.make(fit=False)
+    # Drawn from the module matrix in one go: qrcode's own renderer draws each module separately.
+    matrix = qr.get_matrix()
+    n = len(matrix)
+    modules = Image.frombytes("L", (n, n), bytes(0 if dark else 255 for row in matrix for dark in row))
+    qr_img = modules.resize((n * 6, n * 6), Image.Resampling.NEAREST)
     # The default bitmap font has Latin glyphs only, so the picture carries the number and the code;
     # the name and union come in the text message beside it.
     width = max(qr_img.width, 240)
