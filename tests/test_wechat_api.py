@@ -93,7 +93,9 @@ async def test_outbox_message_with_choices_and_a_phone_request(wired, fake) -> N
 async def test_msgmenu_when_the_account_has_it(make_settings, fake) -> None:  # type: ignore[no-untyped-def]
     settings = wechat_settings(make_settings, fake.base, extra={"wechat": {"msgmenu": True}})
     async with running_bot(settings) as (app, _), httpx.AsyncClient() as client:
-        message = Outgoing(text="Pick one", buttons=(OutButton("Agree", "x|agree"), OutButton("Decline", "x|no")))
+        message = Outgoing(
+            text="Pick one", buttons=(OutButton("Agree", "x|agree"), OutButton("Decline", "x|no")), lang="en"
+        )
         assert await deliver(app, WeChatApi(app, client), message) == SENT
     text, menu = (c.json for c in fake.to("message/custom/send"))
     assert text["text"]["content"] == "Pick one"

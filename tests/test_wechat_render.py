@@ -6,7 +6,7 @@ from wechatpy.replies import create_reply
 
 from bot.engine.messages import OutButton, Outgoing, Request
 from bot.locale import Locale
-from bot.services.wechat_render import TEXT_LIMIT, cdata_safe, guess_lang, render, split_text
+from bot.services.wechat_render import TEXT_LIMIT, cdata_safe, render, split_text
 
 LOCALE = Locale()
 LANGS = LOCALE.languages
@@ -41,8 +41,3 @@ def test_a_typed_cdata_end_cannot_break_the_reply_xml() -> None:
     assert xmltodict.parse(xml)["xml"]["Content"] == "平台：abc]]><MsgType>x</MsgType>"
 
 
-def test_language_guess() -> None:
-    assert guess_lang(Outgoing("请核对一下：姓名：张三"), LANGS, "zh_CN") == "zh_CN"
-    assert guess_lang(Outgoing("Welcome to the 湖滨 union, Zhang San! Your card is below."), LANGS, "zh_CN") == "en"
-    assert guess_lang(Outgoing("", (OutButton("Agree", "a|x"),)), LANGS, "zh_CN") == "en"
-    assert guess_lang(Outgoing("138****8000"), LANGS, "zh_CN") == "zh_CN"

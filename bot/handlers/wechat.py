@@ -31,7 +31,7 @@ from bot.handlers.wechat_turns import HANDED_OFF, Turns
 from bot.services.outbox import OutboxSender, enqueue
 from bot.services.wechat_api import WeChatApi, hashed, quiet_http_logs
 from bot.services.wechat_deliver import WeChatDeliverer
-from bot.services.wechat_render import cdata_safe, guess_lang, render
+from bot.services.wechat_render import cdata_safe, render
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +164,12 @@ def passive_split(app: BotContext):  # type: ignore[no-untyped-def]
         if not outs:  # a repeat whose stored answer has been forgotten: nothing to say twice
             return HANDED_OFF, []
         first, *others = outs
-        lang = guess_lang(first, app.locale.languages, app.profile.default_language)
-        rendered = render(first, app.locale, lang)
+        rendered = render(first, app.locale, first.lang or app.profile.default_language)
         if not rendered.texts:
             return HANDED_OFF, outs
         rest = rendered.texts[1:]
         if rest or rendered.image:
-            others.insert(0, Outgoing(text="\n\n".join(rest), image=rendered.image))
+            others.insert(0, Outgoing(text="\n\n".join(rest), image=rendered.image, lang=first.lang))
         return rendered.texts[0], others
 
     return split

@@ -12,7 +12,7 @@ from bot.engine.locks import UserLocks
 from bot.engine.messages import Outgoing
 from bot.services.outbox import SENT, Delivery
 from bot.services.wechat_api import WeChatApi, WeChatError, WeChatUnavailable, hashed
-from bot.services.wechat_render import guess_lang, render
+from bot.services.wechat_render import render
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class WeChatDeliverer:
 
     async def _send(self, openid: str, message: Outgoing) -> None:
         locale = self.app.locale
-        lang = guess_lang(message, locale.languages, self.app.profile.default_language)
+        lang = message.lang or self.app.profile.default_language
         rendered = render(message, locale, lang, msgmenu=self.msgmenu)
         parts: list[dict[str, Any]] = [{"msgtype": "text", "text": {"content": t}} for t in rendered.texts]
         if rendered.menu:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,22 +19,6 @@ class Rendered:
     texts: list[str]  # each within TEXT_LIMIT bytes, in order
     image: bytes | None = None
     menu: dict[str, Any] | None = None  # a msgmenu body, sent after the texts
-
-
-def guess_lang(out: Outgoing, languages: tuple[str, ...], default: str) -> str:
-    """The language an Outgoing was rendered in (it does not say): Chinese if Han characters carry
-    its text, else the first other language. Names and platforms in Han script inside an English
-    message are too few to tip it."""
-    text = out.text + "".join(b.label for b in out.buttons)
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return default
-    han = sum(1 for ch in letters if unicodedata.name(ch, "").startswith("CJK"))
-    chinese = [lang for lang in languages if lang.startswith("zh")]
-    others = [lang for lang in languages if not lang.startswith("zh")]
-    if han * 4 >= len(letters):
-        return chinese[0] if chinese else default
-    return others[0] if others else default
 
 
 def render(out: Outgoing, locale: Locale, lang: str, *, msgmenu: bool = False) -> Rendered:
