@@ -106,3 +106,9 @@ async def test_sqlite_runs_in_wal_mode(bot) -> None:  # type: ignore[no-untyped-
     app, _ = bot
     async with app.db.transaction() as tx:
         assert (await tx.conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+
+
+async def test_id_tells_people_their_own_account(bot) -> None:  # type: ignore[no-untyped-def]
+    _, dispatcher = bot
+    out = await Chat(dispatcher, channel="telegram", user="123").command("/id")
+    assert "telegram:123" in out.text
