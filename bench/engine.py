@@ -7,6 +7,7 @@ Prints, all measured in this one run on this machine:
      previous one arrives) joining the union through the dispatcher: turns/s, p50/p99 turn latency;
   3. paced: the same N users with a think time between messages (riders type with a thumb), so the
      turn latency a user feels is measured below saturation.
+Runs 2 and 3 are made with group commit (the default on SQLite) and without it (one transaction per turn).
 
     python bench/engine.py --users 200
 """
@@ -26,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiosqlite  # noqa: E402
+import aiosqlite
 
-from bot.config import Settings  # noqa: E402
-from bot.engine.messages import Contact, Incoming, Kind  # noqa: E402
-from bot.runtime import running_bot  # noqa: E402
+from bot.config import Settings
+from bot.engine.messages import Contact, Incoming, Kind
+from bot.runtime import running_bot
 
 
 def pct(values: list[float], p: float) -> float:
@@ -69,20 +70,18 @@ def join_script(user: int) -> list[Incoming]:
         Incoming(kind=Kind.TEXT, text="1", **base),
         Incoming(kind=Kind.TEXT, text="1", **base),
     ]
-    return [
-        Incoming(**{**s.__dict__, "dedupe_key": f"{user}-{i}"}) for i, s in enumerate(steps)
-    ]
+    return [Incoming(**{**s.__dict__, "dedupe_key": f"{user}-{i}"}) for i, s in enumerate(steps)]
 
 
-async def engine_run(db_path: Path, users: int, think: float, offset: int) -> tuple[float, list[float], int]:
+async def engine_run(db_path: Path, users: int, think: float, group: bool) -> tuple[float, list[float], int]:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{db_path}", secret_key="bench")
     latencies: list[float] = []
-    async with running_bot(settings) as (app, dispatcher):
+    async with running_bot(settings, group_commit=group) as (app, dispatcher):
 
         async def user(u: int) -> None:
             if think:
                 await asyncio.sleep(think * (u / users))  # spread the first messages over one think time
-            for incoming in join_script(offset + u):
+            for incoming in join_script(u):
                 t0 = time.perf_counter()
                 await dispatcher.handle(incoming)
                 latencies.append(time.perf_counter() - t0)
@@ -90,15 +89,16 @@ async def engine_run(db_path: Path, users: int, think: float, offset: int) -> tu
                     await asyncio.sleep(think)
 
         # Warm up (templates compiled, statements cached) on users outside the measured ones.
-        for incoming in join_script(offset + users + 1):
+        for incoming in join_script(users + 1):
             await dispatcher.handle(incoming)
         latencies.clear()
         start, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(user(u) for u in range(users)))
         elapsed = time.perf_counter() - start
-        print(f"    (process CPU {time.process_time() - cpu:.2f} s over {elapsed:.2f} s wall)")
+        cpu = time.process_time() - cpu
         async with app.db.transaction() as tx:
             members = await tx.members.count() - 1
+    print(f"    (process CPU {cpu:.2f} s in {elapsed:.2f} s: {cpu / len(latencies) * 1e3:.2f} ms a turn)")
     return len(latencies) / elapsed, latencies, members
 
 
@@ -112,18 +112,29 @@ async def main() -> None:
     parser.add_argument("--raw-seconds", type=float, default=3.0)
     parser.add_argument("--think", type=float, default=1.0, help="seconds between one user's messages (paced run)")
     args = parser.parse_args()
-    print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, asyncio default loop, "
-          f"{os.cpu_count()} cores; WAL, synchronous=NORMAL, one connection")
+    print(
+        f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, asyncio default loop, "
+        f"{os.cpu_count()} cores; WAL, synchronous=NORMAL, one connection"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         rate, raw_lat = await raw_commits(Path(tmp) / "raw.db", args.raw_seconds)
-        print(f"raw aiosqlite upsert+commit:   {rate:8.0f} commits/s   p50 {ms(pct(raw_lat, 50))}  "
-              f"p99 {ms(pct(raw_lat, 99))}")
-        tps, lat, members = await engine_run(Path(tmp) / "sat.db", args.users, 0.0, 0)
-        print(f"engine, {args.users} users saturated: {tps:8.0f} turns/s     p50 {ms(pct(lat, 50))}  "
-              f"p99 {ms(pct(lat, 99))}   = {tps / rate:.0%} of raw   ({members} members joined)")
-        tps, lat, members = await engine_run(Path(tmp) / "paced.db", args.users, args.think, 0)
-        print(f"engine, {args.users} users, {args.think:g}s think: {tps:6.0f} turns/s     p50 {ms(pct(lat, 50))}  "
-              f"p99 {ms(pct(lat, 99))}   mean {ms(statistics.fmean(lat))}   ({members} members joined)")
+        print(
+            f"raw aiosqlite upsert+commit:   {rate:8.0f} commits/s   p50 {ms(pct(raw_lat, 50))}  "
+            f"p99 {ms(pct(raw_lat, 99))}"
+        )
+        for group in (True, False):
+            how = "group commit" if group else "a commit per turn"
+            tps, lat, members = await engine_run(Path(tmp) / f"sat{group}.db", args.users, 0.0, group)
+            print(
+                f"engine, {how}, {args.users} users saturated: {tps:6.0f} turns/s   p50 {ms(pct(lat, 50))}  "
+                f"p99 {ms(pct(lat, 99))}   = {tps / rate:.0%} of raw   ({members} members joined)"
+            )
+            tps, lat, members = await engine_run(Path(tmp) / f"paced{group}.db", args.users, args.think, group)
+            print(
+                f"engine, {how}, {args.users} users, {args.think:g}s think: {tps:5.0f} turns/s   "
+                f"p50 {ms(pct(lat, 50))}  p99 {ms(pct(lat, 99))}   mean {ms(statistics.fmean(lat))}   "
+                f"({members} members joined)"
+            )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ KEEP_ANSWERS = timedelta(hours=1)
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings) -> AsyncIterator[tuple[BotContext, Dispatcher]]:
-    db = Database(settings.database_url)
+async def running_bot(settings: Settings, *, group_commit: bool = True) -> AsyncIterator[tuple[BotContext, Dispatcher]]:
+    db = Database(settings.database_url, group_commit=group_commit)
     try:
         await migrate.upgrade(db)
         app = BotContext(

@@ -70,10 +70,16 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        async with self.engine.begin() as conn:
-            yield Tx(conn)
+        if self._group is not None:
+            async with self._group.exclusive() as conn:
+                yield Tx(conn)
+        else:
+            async with self.engine.begin() as conn:
+                yield Tx(conn)
 
     async def close(self) -> None:
+        if self._group is not None:
+            await self._group.close()
         await self.engine.dispose()
 
 

@@ -15,7 +15,9 @@ statements (an upsert, an INSERT … ON CONFLICT), never read-then-write.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -44,15 +46,41 @@ class _Batch:
         self.failed = False
         self.ready: asyncio.Future[SharedConnection] = asyncio.get_running_loop().create_future()
         self.committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.conn: AsyncConnection | None = None
+        self.began = False
 
 
 class GroupCommit:
-    def __init__(self, engine: AsyncEngine, wrap: Callable[[Any], Any], max_batch: int = 64) -> None:
+    def __init__(
+        self, engine: AsyncEngine, wrap: Callable[[Any], Any], max_batch: int = 64, window: float = 0.002
+    ) -> None:
         self.engine = engine
+        self.window = window
         self.wrap = wrap  # makes the unit of work (every repository) from a connection
         self.max_batch = max_batch
         self._open: _Batch | None = None
+        # The one connection, kept for good (checking it out of a pool and back costs a trip each), and
+        # the gate that a batch, or a transaction outside the turns, holds while using it.
+        self._conn: AsyncConnection | None = None
+        self._gate = asyncio.Lock()
+
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None or self._conn.closed:
+            self._conn = await self.engine.connect()
+        return self._conn
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction of its own on the shared connection, between batches."""
+        async with self._gate:
+            conn = await self._connection()
+            async with conn.begin():
+                yield conn
+
+    async def close(self) -> None:
+        async with self._gate:
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
 
     async def run(self, fn: Callable[[Any], Awaitable[R]]) -> R:
         batch = self._join()
@@ -91,37 +119,39 @@ class GroupCommit:
             self._open = None
 
     async def _start(self, batch: _Batch) -> None:
+        await self._gate.acquire()
         try:
-            batch.conn = await self.engine.connect()
-            await batch.conn.begin()
-            # The batch is those who queued while the one before it held the connection. Later turns
-            # wait for the next batch: a batch that kept admitting would keep its first turns waiting.
-            self._close_admission(batch)
-            batch.ready.set_result(SharedConnection(batch.conn))
+            conn = await self._connection()
+            await conn.begin()
+            batch.began = True
+            # The batch is those who queued while the one before it held the connection, and those who
+            # come in its first moments. Later turns wait for the next batch: a batch that kept
+            # admitting would keep its first turns waiting.
+            asyncio.get_running_loop().call_later(self.window, self._close_admission, batch)
+            batch.ready.set_result(SharedConnection(conn))
         except Exception as e:
-            if batch.conn is not None:
-                await batch.conn.close()
-                batch.conn = None
             batch.ready.set_exception(e)
 
     async def _finish(self, batch: _Batch) -> None:
         committed = False
+        # `_start` holds the gate by the time `ready` is settled, even when its turns were cancelled.
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(batch.ready)
         try:
-            if batch.conn is not None:
+            if batch.began and self._conn is not None:
                 if batch.failed:
-                    await batch.conn.rollback()
+                    await self._conn.rollback()
                 else:
-                    await batch.conn.commit()
+                    await self._conn.commit()
                     committed = True
         except Exception:
             committed = False
+            if self._conn is not None and self._conn.in_transaction():
+                await self._conn.rollback()
         finally:
-            if batch.conn is not None:
-                await batch.conn.close()
-            if not batch.ready.done():
-                batch.ready.cancel()
+            self._gate.release()
             batch.committed.set_result(committed)
 
     async def _alone(self, fn: Callable[[Any], Awaitable[R]]) -> R:
-        async with self.engine.begin() as conn:
+        async with self.exclusive() as conn:
             return await fn(self.wrap(conn))
