@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.schema import audit_log
@@ -20,12 +20,17 @@ class AuditEntry:
     subject: str | None
 
 
+_RECORD = insert(audit_log).values(
+    at=bindparam("at"), actor=bindparam("actor"), action=bindparam("action"), subject=bindparam("subject")
+)
+
+
 class Audit:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
     async def record(self, at: datetime, actor: str, action: str, subject: str | None = None) -> None:
-        await self.conn.execute(insert(audit_log).values(at=at, actor=actor, action=action, subject=subject))
+        await self.conn.execute(_RECORD, {"at": at, "actor": actor, "action": action, "subject": subject})
 
     async def entries(self, limit: int = 100) -> list[AuditEntry]:
         rows = await self.conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))

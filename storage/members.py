@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.dialect import insert_for, insert_ignoring_conflicts, upsert
+from storage.dialect import insert_for, insert_ignoring_conflicts, per_dialect, upsert_statement
 from storage.schema import consents, counters, identities, members
 
 
@@ -66,8 +66,28 @@ def _member(row) -> Member:  # type: ignore[no-untyped-def]
     )
 
 
-# Built once: looked up on most turns.
+# Built once: these run on most turns, and building a statement costs more than running it here.
 _BY_USER_KEY = select(members).join(identities).where(identities.c.user_key == bindparam("user_key"))
+_BY_PHONE_HASH = select(members).where(members.c.phone_hash == bindparam("phone_hash"))
+_CREATE = per_dialect(
+    lambda d: (
+        insert_ignoring_conflicts(d, members, ["phone_hash"])
+        .values({c.name: bindparam(c.name) for c in members.columns if c.name != "id"})
+        .returning(*members.columns)
+    )
+)
+_LINK = per_dialect(lambda d: upsert_statement(d, identities, ["user_key"]))
+_ADD_CONSENT = insert(consents).values(
+    member_id=bindparam("member_id"), notice_version=bindparam("version"), agreed_at=bindparam("at")
+)
+_NEXT = per_dialect(
+    lambda d: (
+        insert_for(d, counters)
+        .values(name=bindparam("name"), value=1)
+        .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
+        .returning(counters.c.value)
+    )
+)
 
 
 class Members:
@@ -79,13 +99,12 @@ class Members:
         return _member(row) if row else None
 
     async def by_user_key(self, user_key: str) -> Member | None:
-        row = (
-            await self.conn.execute(select(members).join(identities).where(identities.c.user_key == user_key))
-        ).first()
+        row = (await self.conn.execute(_BY_USER_KEY, {"user_key": user_key})).first()
         return _member(row) if row else None
 
     async def by_phone_hash(self, phone_hash: str) -> Member | None:
-        return await self._one(members.c.phone_hash == phone_hash)
+        row = (await self.conn.execute(_BY_PHONE_HASH, {"phone_hash": phone_hash})).first()
+        return _member(row) if row else None
 
     async def by_number(self, number: str) -> Member | None:
         return await self._one(members.c.member_number == number)
@@ -95,10 +114,8 @@ class Members:
 
     async def create(self, new: NewMember) -> Member | None:
         """Insert a member; None when that phone already belongs to one (one phone, one member)."""
-        stmt = insert_ignoring_conflicts(self.conn, members, ["phone_hash"]).values(**new.__dict__)
-        if (await self.conn.execute(stmt)).rowcount != 1:
-            return None
-        return await self.by_phone_hash(new.phone_hash)
+        row = (await self.conn.execute(_CREATE(self.conn), new.__dict__)).first()
+        return _member(row) if row else None
 
     async def link(self, user_key: str, member_id: int, at: datetime) -> None:
         channel = user_key.split(":", 1)[0]
@@ -109,7 +126,7 @@ class Members:
             "linked_at": at,
             "unreachable": False,
         }
-        await self.conn.execute(upsert(self.conn, identities, ["user_key"], values))
+        await self.conn.execute(_LINK(self.conn), values)
 
     async def identities(self, member_id: int) -> list[Identity]:
         rows = await self.conn.execute(
@@ -123,9 +140,7 @@ class Members:
         )
 
     async def add_consent(self, member_id: int, notice_version: str, at: datetime) -> None:
-        await self.conn.execute(
-            insert(consents).values(member_id=member_id, notice_version=notice_version, agreed_at=at)
-        )
+        await self.conn.execute(_ADD_CONSENT, {"member_id": member_id, "version": notice_version, "at": at})
 
     async def consents(self, member_id: int) -> list[Consent]:
         rows = await self.conn.execute(
@@ -146,12 +161,7 @@ class Members:
         await self.conn.execute(delete(members).where(members.c.id == member_id))
 
     async def next_counter(self, name: str) -> int:
-        stmt = (
-            insert_for(self.conn, counters)
-            .values(name=name, value=1)
-            .on_conflict_do_update(index_elements=["name"], set_={"value": counters.c.value + 1})
-        )
-        return (await self.conn.execute(stmt.returning(counters.c.value))).scalar_one()
+        return (await self.conn.execute(_NEXT(self.conn), {"name": name})).scalar_one()
 
     async def counter(self, name: str) -> int:
         row = (await self.conn.execute(select(counters.c.value).where(counters.c.name == name))).first()

@@ -52,30 +52,29 @@ async def enroll(
     """Make the member, or find the one with that phone. An existing member is linked to this identity
     only when `link_existing` (the phone was shown to be this person's); otherwise None."""
     phone_hash = keyring.lookup_hash(app.phone)
-    existing = await tx.members.by_phone_hash(phone_hash)
-    if existing is None:
-        year = now.astimezone(ZoneInfo(profile.timezone)).year
-        seq = await tx.members.next_counter(f"member_number:{year}")
-        number = f"{profile.member_prefix}{year}{seq:06d}"
-        member = await tx.members.create(
-            NewMember(
-                member_number=number,
-                card_code=keyring.card_code(number),
-                phone_hash=phone_hash,
-                phone_enc=keyring.encrypt(app.phone),
-                name=app.name,
-                platform=app.platform,
-                work_kind=app.work_kind,
-                source=app.source,
-                joined_at=now,
-            )
+    year = now.astimezone(ZoneInfo(profile.timezone)).year
+    # The phone was checked at the phone step; should another identity have joined with it since,
+    # the insert does nothing (and this number stays unused).
+    number = f"{profile.member_prefix}{year}{await tx.members.next_counter(f'member_number:{year}'):06d}"
+    member = await tx.members.create(
+        NewMember(
+            member_number=number,
+            card_code=keyring.card_code(number),
+            phone_hash=phone_hash,
+            phone_enc=keyring.encrypt(app.phone),
+            name=app.name,
+            platform=app.platform,
+            work_kind=app.work_kind,
+            source=app.source,
+            joined_at=now,
         )
-        if member is not None:
-            await tx.members.link(user_key, member.id, now)
-            await tx.members.add_consent(member.id, app.consent_version, app.consent_at)
-            await tx.audit.record(now, user_key.split(":")[0], "member.joined", member.member_number)
-            return Enrolment(member, created=True)
-        existing = await tx.members.by_phone_hash(phone_hash)  # another identity won the race
+    )
+    if member is not None:
+        await tx.members.link(user_key, member.id, now)
+        await tx.members.add_consent(member.id, app.consent_version, app.consent_at)
+        await tx.audit.record(now, user_key.split(":")[0], "member.joined", member.member_number)
+        return Enrolment(member, created=True)
+    existing = await tx.members.by_phone_hash(phone_hash)
     if existing is None or not link_existing:
         return None
     await link_identity(tx, user_key, existing, now)
