@@ -12,16 +12,9 @@ import pytest
 
 from bot.locale import Locale
 from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, user_json
-from tests.fakes.telegram_harness import fake_api
 
 GIGUNION = [sys.executable, "-m", "bot"]
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-async def fake():  # type: ignore[no-untyped-def]
-    async with fake_api() as f:
-        yield f
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -7,25 +7,14 @@ import pytest
 
 from bot.locale import Locale
 from bot.services.membership import PRIVACY_NOTICE_VERSION
-from tests.fakes.telegram_api import TOKEN, user_json
-from tests.fakes.telegram_harness import fake_api, polling_bot
+from tests.fakes.telegram_api import user_json
+from tests.fakes.telegram_harness import polling_bot
 
 L = Locale()
 
 
 def t(key: str, **ctx) -> str:  # type: ignore[no-untyped-def]
     return L.text("zh_CN", key, **ctx)
-
-
-@pytest.fixture
-async def fake():  # type: ignore[no-untyped-def]
-    async with fake_api() as f:
-        yield f
-
-
-@pytest.fixture
-def settings(make_settings, fake):  # type: ignore[no-untyped-def]
-    return make_settings(telegram_token=TOKEN, telegram_api_url=fake.api_url)
 
 
 @pytest.fixture

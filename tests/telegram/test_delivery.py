@@ -13,22 +13,9 @@ from bot.handlers.telegram_render import Renderer
 from bot.services.outbox import OutboxSender, enqueue
 from bot.services.telegram_delivery import TelegramDeliverer
 from tests.chat import Chat, join
-from tests.fakes.telegram_api import TOKEN
-from tests.fakes.telegram_harness import fake_api
 
 # PTB itself warns when it builds a RetryAfter (its attribute is moving from int to timedelta).
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
-
-
-@pytest.fixture
-async def fake():  # type: ignore[no-untyped-def]
-    async with fake_api() as f:
-        yield f
-
-
-@pytest.fixture
-def settings(make_settings, fake):  # type: ignore[no-untyped-def]
-    return make_settings(telegram_token=TOKEN, telegram_api_url=fake.api_url)
 
 
 class Clock:

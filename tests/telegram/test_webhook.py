@@ -8,25 +8,14 @@ import asyncio
 import pytest
 
 from bot.locale import Locale
-from tests.fakes.telegram_api import TOKEN, user_json
-from tests.fakes.telegram_harness import SECRET, fake_api, webhook_bot
+from tests.fakes.telegram_api import user_json
+from tests.fakes.telegram_harness import SECRET, webhook_bot
 
 ZH = Locale()
 
 
 def t(key: str, lang: str = "zh_CN", **ctx) -> str:  # type: ignore[no-untyped-def]
     return ZH.text(lang, key, **ctx)
-
-
-@pytest.fixture
-async def fake():  # type: ignore[no-untyped-def]
-    async with fake_api() as f:
-        yield f
-
-
-@pytest.fixture
-def settings(make_settings, fake):  # type: ignore[no-untyped-def]
-    return make_settings(telegram_token=TOKEN, telegram_api_url=fake.api_url, telegram_webhook_secret=SECRET)
 
 
 @pytest.fixture
