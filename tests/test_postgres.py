@@ -32,6 +32,7 @@ from tests.test_privacy import (  # noqa: F401
     test_my_data_shows_everything_held_masked,
     test_staff_verify_cards_in_the_bot,
 )
+from tests.test_storage import test_a_lease_goes_to_one_process_at_a_time  # noqa: F401
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -77,10 +77,8 @@ class WeChatApi:
                     if self._usable(stored, stale):
                         self._cached = stored
                         return stored.value  # type: ignore[union-attr]
-                    lease = await tx.tokens.get(self._lease_name)
                     now = self.app.now()
-                    if lease is None or lease.expires_at <= now or lease.value == self._owner:
-                        await tx.tokens.put(self._lease_name, self._owner, now + LEASE)
+                    if await tx.tokens.take_lease(self._lease_name, self._owner, now, now + LEASE):
                         break
                 # Another process is refreshing: its token will be in the database shortly.
                 await asyncio.sleep(0.25)

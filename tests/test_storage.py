@@ -1,0 +1,28 @@
+"""Repository behaviour that flows rely on, on a real database file."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from storage import Database
+
+
+async def test_a_lease_goes_to_one_process_at_a_time(bot) -> None:  # type: ignore[no-untyped-def]
+    app, _ = bot
+    other = Database(app.settings.database_url)  # a second process's connection to the same database
+    now = app.now()
+
+    async def take(db: Database, owner: str, at=now) -> bool:  # type: ignore[no-untyped-def]
+        async with db.transaction() as tx:
+            return await tx.tokens.take_lease("refresh", owner, at, at + timedelta(seconds=30))
+
+    try:
+        first, second = await asyncio.gather(take(app.db, "a"), take(other, "b"))
+        assert sorted([first, second]) == [False, True]
+        winner = "a" if first else "b"
+        assert await take(app.db if winner == "a" else other, winner)  # the holder may renew
+        assert not await take(other if winner == "a" else app.db, "b" if winner == "a" else "a")
+        assert await take(other, "c", at=now + timedelta(seconds=31))  # an expired lease is free
+    finally:
+        await other.close()
