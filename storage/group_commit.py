@@ -62,6 +62,12 @@ class GroupCommit:
         # the gate that a batch, or a transaction outside the turns, holds while using it.
         self._conn: AsyncConnection | None = None
         self._gate = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _connection(self) -> AsyncConnection:
         if self._conn is None or self._conn.closed:
@@ -95,18 +101,18 @@ class GroupCommit:
             batch.running -= 1
             if batch.running == 0:
                 self._close_admission(batch)
-                asyncio.get_running_loop().create_task(self._finish(batch))
+                self._spawn(self._finish(batch))
         if await asyncio.shield(batch.committed):
-            if not ok:
-                raise outcome
             return outcome
+        if not ok and not isinstance(outcome, Exception):
+            raise outcome  # cancelled, or the process is exiting: not to be run again
         return await self._alone(fn)
 
     def _join(self) -> _Batch:
         batch = self._open
         if batch is None or not batch.admitting:
             batch = self._open = _Batch(admitting=True)
-            asyncio.get_running_loop().create_task(self._start(batch))
+            self._spawn(self._start(batch))
         batch.size += 1
         batch.running += 1
         if batch.size >= self.max_batch:

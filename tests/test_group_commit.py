@@ -1,0 +1,91 @@
+"""Group commit keeps each turn all-or-nothing even when turns share a transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from storage import Database, migrate
+
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(tmp_path):  # type: ignore[no-untyped-def]
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'g.db'}")
+    await migrate.upgrade(database)
+    yield database
+    await database.close()
+
+
+async def actions(db: Database) -> list[str]:
+    async with db.transaction() as tx:
+        return sorted(e.action for e in await tx.audit.entries(1000))
+
+
+async def test_one_failing_turn_takes_nothing_of_the_others_with_it(db: Database) -> None:
+    runs: dict[str, int] = {}
+
+    def turn(name: str, fail: bool = False):  # type: ignore[no-untyped-def]
+        async def fn(tx) -> str:  # type: ignore[no-untyped-def]
+            runs[name] = runs.get(name, 0) + 1
+            await tx.audit.record(NOW, "test", name)
+            await asyncio.sleep(0)  # let the other turns interleave in the batch
+            await tx.members.next_counter("shared")
+            if fail:
+                raise ValueError("this turn fails")
+            return name
+
+        return fn
+
+    names = [f"t{i}" for i in range(20)]
+    results = await asyncio.gather(
+        *(db.run_turn(turn(n)) for n in names[:10]),
+        db.run_turn(turn("bad", fail=True)),
+        *(db.run_turn(turn(n)) for n in names[10:]),
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, ValueError)] and set(names) <= set(results)
+    assert await actions(db) == sorted(names)  # the failing turn's write is gone, every other one is kept
+    async with db.transaction() as tx:
+        assert await tx.members.counter("shared") == 20  # each good turn counted once, though some ran twice
+    assert runs["bad"] == 2 and all(runs[n] in (1, 2) for n in names)
+
+
+async def test_turns_arriving_together_share_a_commit(db: Database) -> None:
+    commits = 0
+    original = db._group._finish  # type: ignore[union-attr]
+
+    async def counting(batch) -> None:  # type: ignore[no-untyped-def]
+        nonlocal commits
+        commits += 1
+        await original(batch)
+
+    db._group._finish = counting  # type: ignore[union-attr,method-assign]
+
+    async def fn(tx) -> None:  # type: ignore[no-untyped-def]
+        await tx.audit.record(NOW, "test", "x")
+
+    await asyncio.gather(*(db.run_turn(fn) for _ in range(30)))
+    assert len(await actions(db)) == 30 and commits < 30
+
+
+async def test_a_cancelled_turn_is_not_run_again(db: Database) -> None:
+    started = asyncio.Event()
+    runs = 0
+
+    async def slow(tx) -> None:  # type: ignore[no-untyped-def]
+        nonlocal runs
+        runs += 1
+        await tx.audit.record(NOW, "test", "slow")
+        started.set()
+        await asyncio.sleep(30)
+
+    task = asyncio.create_task(db.run_turn(slow))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert runs == 1 and await actions(db) == []
