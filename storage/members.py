@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -53,17 +53,7 @@ class NewMember:
 
 
 def _member(row) -> Member:  # type: ignore[no-untyped-def]
-    return Member(
-        row.id,
-        row.member_number,
-        row.card_code,
-        row.phone_enc,
-        row.name,
-        row.platform,
-        row.work_kind,
-        row.source,
-        row.joined_at,
-    )
+    return Member(*(getattr(row, f.name) for f in fields(Member)))
 
 
 # Built once: these run on most turns, and building a statement costs more than running it here.

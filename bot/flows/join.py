@@ -132,7 +132,7 @@ async def on_name(turn: Turn) -> None:
     if turn.choice == "use_offered" and turn.data.get("offered_name"):
         name = turn.data["offered_name"]
     else:
-        name = person_name(turn.text) if turn.incoming.kind is Kind.TEXT else None
+        name = person_name(turn.text)
     if name is None:
         turn.retry("join.name_invalid")
         return
@@ -168,7 +168,7 @@ async def ask_platform_other(turn: Turn) -> None:
 
 @flow.on("platform_other")
 async def on_platform_other(turn: Turn) -> None:
-    platform = short_answer(turn.text) if turn.incoming.kind is Kind.TEXT else None
+    platform = short_answer(turn.text)
     if platform is None:
         turn.retry("join.platform_invalid")
         return
