@@ -17,6 +17,7 @@ from storage import Database, migrate
 # A platform retries an update within seconds; after this the stored answer (which may show the
 # member's own details) is no longer needed.
 KEEP_ANSWERS = timedelta(hours=1)
+KEEP_MARKERS = timedelta(days=3)
 
 
 @asynccontextmanager
@@ -33,6 +34,7 @@ async def running_bot(settings: Settings, *, group_commit: bool = True) -> Async
         )
         async with db.transaction() as tx:
             await tx.updates.forget_replies(app.now() - KEEP_ANSWERS)
+            await tx.updates.forget(app.now() - KEEP_MARKERS)
         yield app, Dispatcher(app)
     finally:
         await db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import insert_ignoring_conflicts, per_dialect
@@ -29,6 +29,10 @@ class Updates:
     async def seen(self, key: str) -> tuple[bool, str | None]:
         row = (await self.conn.execute(select(processed_updates.c.reply).where(processed_updates.c.key == key))).first()
         return (row is not None, row.reply if row else None)
+
+    async def forget(self, before: datetime) -> None:
+        """Drop markers older than any platform's redelivery (Telegram keeps updates for 24 hours)."""
+        await self.conn.execute(delete(processed_updates).where(processed_updates.c.processed_at < before))
 
     async def forget_replies(self, before: datetime) -> None:
         await self.conn.execute(

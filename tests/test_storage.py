@@ -26,3 +26,17 @@ async def test_a_lease_goes_to_one_process_at_a_time(bot) -> None:  # type: igno
         assert await take(other, "c", at=now + timedelta(seconds=31))  # an expired lease is free
     finally:
         await other.close()
+
+
+async def test_old_update_markers_and_stored_answers_are_forgotten(bot) -> None:  # type: ignore[no-untyped-def]
+    app, _ = bot
+    now = app.now()
+    async with app.db.transaction() as tx:
+        await tx.updates.mark("old", now - timedelta(days=4), '["answer"]')
+        await tx.updates.mark("recent", now - timedelta(hours=2), '["answer"]')
+        await tx.updates.mark("new", now, '["answer"]')
+        await tx.updates.forget_replies(now - timedelta(hours=1))
+        await tx.updates.forget(now - timedelta(days=3))
+        assert await tx.updates.seen("old") == (False, None)
+        assert await tx.updates.seen("recent") == (True, None)
+        assert await tx.updates.seen("new") == (True, '["answer"]')

@@ -40,7 +40,7 @@ class Keyring:
         return hmac.new(self._lookup, value.encode(), hashlib.sha256).hexdigest()
 
     def card_code(self, member_number: str) -> str:
-        """Eight characters, shown as XXXX-XXXX, that only a holder of the secret key can make."""
+        """Eight characters, shown as AB12-CD34, that only a holder of the secret key can make."""
         digest = hmac.new(self._card, member_number.encode(), hashlib.sha256).digest()
         n = int.from_bytes(digest[:5], "big")
         chars = [_CODE_ALPHABET[(n >> (5 * i)) & 31] for i in range(8)]
