@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -14,10 +17,13 @@ from bot.locale import Locale
 from bot.services.crypto import Keyring
 from storage import Database, migrate
 
+log = logging.getLogger(__name__)
+
 # A platform retries an update within seconds; after this the stored answer (which may show the
 # member's own details) is no longer needed.
 KEEP_ANSWERS = timedelta(hours=1)
 KEEP_MARKERS = timedelta(days=3)
+HOUSEKEEPING_EVERY = 600.0  # seconds
 
 
 @asynccontextmanager
@@ -32,9 +38,28 @@ async def running_bot(settings: Settings, *, group_commit: bool = True) -> Async
             locale=Locale(),
             flows=all_flows(),
         )
-        async with db.transaction() as tx:
-            await tx.updates.forget_replies(app.now() - KEEP_ANSWERS)
-            await tx.updates.forget(app.now() - KEEP_MARKERS)
-        yield app, Dispatcher(app)
+        housekeeping = asyncio.create_task(_tidy_every(app, HOUSEKEEPING_EVERY))
+        try:
+            yield app, Dispatcher(app)
+        finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
     finally:
         await db.close()
+
+
+async def tidy(app: BotContext) -> None:
+    """Forget stored answers and update markers once no platform can ask for them again."""
+    async with app.db.transaction() as tx:
+        await tx.updates.forget_replies(app.now() - KEEP_ANSWERS)
+        await tx.updates.forget(app.now() - KEEP_MARKERS)
+
+
+async def _tidy_every(app: BotContext, seconds: float) -> None:
+    while True:
+        try:
+            await tidy(app)
+        except Exception as e:  # a busy database now is no reason to stop tidying later
+            log.warning("housekeeping failed: %s", type(e).__name__)
+        await asyncio.sleep(seconds)
