@@ -89,7 +89,7 @@ def run_adapter_server(port: int, workdir: str) -> None:
             wechat_api_url=f"http://{HOST}:9/cgi-bin/",
         )
         async with running_bot(settings) as (app, _), wechat_channel(app, CannedTurns()) as routes:  # type: ignore[arg-type]
-            web = create_app(app, CannedTurns(), routes)  # type: ignore[arg-type]
+            web = create_app(routes)
             await uvicorn.Server(uvicorn.Config(web, host=HOST, port=port, log_level="warning")).serve()
 
     asyncio.run(serve())

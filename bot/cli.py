@@ -87,7 +87,7 @@ def serve(
                 from bot.handlers.wechat import wechat_channel
 
                 routes += await stack.enter_async_context(wechat_channel(bot, dispatcher))
-            web = create_app(bot, dispatcher, routes)
+            web = create_app(routes)
             # uvicorn re-raises the SIGTERM it caught once it has stopped; with the default handler that
             # would kill the process before the channels and the database are closed below.
             signal.signal(signal.SIGTERM, lambda *_: None)

@@ -45,7 +45,7 @@ async def webhook_bot(app: BotContext, dispatcher: Dispatcher) -> AsyncIterator[
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     async with webhook_channel(app, dispatcher) as routes:
-        server = uvicorn.Server(uvicorn.Config(create_app(app, dispatcher, routes), log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(create_app(routes), log_level="warning"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
             while not server.started:  # noqa: ASYNC110 (uvicorn offers a flag, not an event)

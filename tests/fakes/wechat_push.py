@@ -139,6 +139,6 @@ async def wechat_bot(settings: Settings, *, wrap=None, deadline: float = 4.0) ->
     async with running_bot(settings) as (app, dispatcher):
         dispatcher = wrap(dispatcher) if wrap else dispatcher
         async with wechat_channel(app, dispatcher, deadline=deadline) as routes:
-            web = create_app(app, dispatcher, routes)
+            web = create_app(routes)
             async with serving(web) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
                 yield app, WeChatPush(client)
