@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -189,6 +190,12 @@ async def test_forged_signatures_are_refused_with_nothing_processed(settings) ->
         assert (await wx.send({}, body)).status == 403
         other = await wx.send(*wx.encrypted_request(text_xml(RIDER, "菜单"), appid="wxsomebodyelse000"))
         assert other.status == 403
+        # Rightly signed, but an hour ago: a replay, refused even once its dedupe marker is forgotten.
+        params, body = wx.encrypted_request(text_xml(RIDER, "菜单"))
+        real_now = app.now
+        app.now = lambda: real_now() + timedelta(hours=1)
+        assert (await wx.send(params, body)).status == 403
+        app.now = real_now
         assert counting[0].calls == []
         assert await count_rows(app, processed_updates) == 0 and await count_rows(app, sessions) == 0
 
@@ -283,6 +290,7 @@ async def test_the_official_sample_goes_through_the_endpoint(make_settings, fake
         wechat_api_url=fake.base,
     )
     async with wechat_bot(settings) as (app, wx):
+        app.now = lambda: datetime.fromtimestamp(int(sample["timestamp"]) + 5, UTC)  # when WeChat sent it
         params = {k: sample[k] for k in ("timestamp", "nonce", "msg_signature", "signature")}
         response = await wx.client.post("/wechat", params={**params, "encrypt_type": "aes"}, content=sample["body_xml"])
         assert response.status_code == 200

@@ -2,7 +2,7 @@
 and the sender that delivers customer-service messages from the outbox.
 
 A request is refused before anything is processed when it is too big (413), not signed with our
-token (403), carries XML with a DTD or entities (400), or was encrypted for another AppID (403).
+token or signed too long ago (403), carries XML with a DTD or entities (400), or was encrypted for another AppID (403).
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ from bot.services.wechat_render import cdata_safe, render
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+# How far a request's signed timestamp may be from our clock. WeChat retries within seconds; a request
+# replayed later than this is refused even after its dedupe marker has been forgotten.
+MAX_SKEW = 300
 SUCCESS = "success"  # what WeChat takes as "received, no passive reply"
 
 
@@ -73,13 +76,17 @@ class WeChatCallback:
             return False
         return True
 
+    def _fresh(self, q: Any) -> bool:
+        stamp = q.get("timestamp", "")
+        return stamp.isdigit() and abs(self.app.now().timestamp() - int(stamp)) <= MAX_SKEW
+
     async def _receive(self, request: Request) -> Response:
         declared = request.headers.get("content-length", "0")
         if not declared.isdigit() or int(declared) > MAX_BODY:
             return PlainTextResponse("too large", status_code=413)
         q = request.query_params
         safe = q.get("encrypt_type", "raw") == "aes"
-        if (safe and self.crypto is None) or (not safe and not self._signed(request)):
+        if (safe and self.crypto is None) or (not safe and not self._signed(request)) or not self._fresh(q):
             return PlainTextResponse("forbidden", status_code=403)
         body = await _read_limited(request, MAX_BODY)
         if body is None:

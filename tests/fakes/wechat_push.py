@@ -26,6 +26,8 @@ AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 ACCOUNT = "gh_union_account"
 
 _msg_ids = itertools.count(7_000_000_000_000_000_001)
+_nonces = itertools.count(1)
+# CreateTime, unique per message: WeChat tells events apart by sender and CreateTime.
 _times = itertools.count(int(time.time()))
 
 
@@ -94,7 +96,7 @@ class WeChatPush:
         self.key = self.crypto.key
 
     def encrypted_request(self, inner_xml: str, *, appid: str | None = None) -> tuple[dict[str, str], bytes]:
-        timestamp, nonce = str(next(_times)), f"n{next(_times)}"
+        timestamp, nonce = str(int(time.time())), f"n{next(_nonces)}"
         encrypt = PrpCrypto(self.key).encrypt(inner_xml, appid or self.appid).decode()
         params = {
             "signature": plain_signature(self.token, timestamp, nonce),
@@ -108,7 +110,7 @@ class WeChatPush:
         return params, body.encode()
 
     def plain_request(self, inner_xml: str | bytes) -> tuple[dict[str, str], bytes]:
-        timestamp, nonce = str(next(_times)), f"n{next(_times)}"
+        timestamp, nonce = str(int(time.time())), f"n{next(_nonces)}"
         params = {"signature": plain_signature(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
         return params, inner_xml if isinstance(inner_xml, bytes) else inner_xml.encode()
 
