@@ -37,6 +37,13 @@ def person_name(raw: str) -> str | None:
     return name
 
 
+def name_from_profile(raw: str | None) -> str | None:
+    """A name worth offering from a chat profile: "小王🛵" and "Li Lei ✨" are people's names with
+    decoration; what is left once the symbols go must still read as a name."""
+    kept = "".join(ch for ch in raw or "" if unicodedata.category(ch) not in ("So", "Sk", "Cs", "Mn", "Cf"))
+    return person_name(kept)
+
+
 def short_answer(raw: str, limit: int = 40) -> str | None:
     """A short free-text answer (a platform's name): printable, with at least one letter or digit."""
     text = " ".join(unicodedata.normalize("NFKC", raw or "").split())

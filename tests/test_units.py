@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.services.crypto import Keyring, normalize_card_code
-from bot.validation import mainland_mobile, person_name, short_answer, source_code
+from bot.validation import mainland_mobile, name_from_profile, person_name, short_answer, source_code
 
 
 @pytest.mark.parametrize(
@@ -47,6 +47,12 @@ def test_mainland_mobile(raw: str, phone: str | None) -> None:
 )
 def test_person_name(raw: str, name: str | None) -> None:
     assert person_name(raw) == name
+
+
+def test_names_offered_from_a_chat_profile_lose_their_decoration() -> None:
+    assert name_from_profile("小王🛵") == "小王" and name_from_profile("Li Lei ✨") == "Li Lei"
+    assert name_from_profile("🛵🛵") is None and name_from_profile("rider2024") is None
+    assert name_from_profile(None) is None
 
 
 def test_short_answer_and_source() -> None:

@@ -11,7 +11,7 @@ from bot.engine.messages import Kind, Request, T
 from bot.flows.card import is_member, show_card
 from bot.privacy import mask_phone
 from bot.services.membership import PRIVACY_NOTICE_VERSION, Application, enroll, link_identity
-from bot.validation import mainland_mobile, person_name, short_answer, source_code
+from bot.validation import mainland_mobile, name_from_profile, person_name, short_answer, source_code
 
 
 async def not_member(turn: Turn) -> bool:
@@ -110,15 +110,15 @@ async def on_phone(turn: Turn) -> None:
         return
     # Kept encrypted even in the session: a half-finished join must not leave a number in clear.
     turn.data.update(phone_enc=turn.app.keyring.encrypt(phone), phone_verified=verified)
-    if offered and person_name(offered):
-        turn.data.setdefault("offered_name", person_name(offered))
+    if name_from_profile(offered):
+        turn.data.setdefault("offered_name", name_from_profile(offered))
     _next(turn, "name")
 
 
 # -- name --------------------------------------------------------------------------------------------------
 @flow.ask("name")
 async def ask_name(turn: Turn) -> None:
-    offered = turn.data.get("offered_name") or person_name(turn.incoming.display_name or "")
+    offered = turn.data.get("offered_name") or name_from_profile(turn.incoming.display_name)
     if offered:
         turn.data["offered_name"] = offered
         turn.say("join.ask_name_offered", name=offered)
