@@ -296,3 +296,14 @@ async def test_same_phone_joined_at_once_from_two_identities(bot) -> None:  # ty
     presses = [c.incoming(Kind.BUTTON, payload=c.payload_of("确认入会")) for c in (a, b)]
     await asyncio.gather(*(dispatcher.handle(p) for p in presses))
     assert await member_count(app) == 1
+
+
+async def test_the_language_button_switches_and_is_remembered(bot) -> None:  # type: ignore[no-untyped-def]
+    _, dispatcher = bot
+    chat = Chat(dispatcher)
+    await chat.command("/menu")
+    switched = await chat.tap("English")
+    assert "Switched to English" in switched.text and "中文" in chat.labels()
+    assert "What can I do for you" in (await chat.say("menu")).text
+    back = await chat.tap("中文")
+    assert "已切换为中文" in back.text

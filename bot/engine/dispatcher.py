@@ -160,15 +160,10 @@ class Dispatcher:
             turn.say("engine.help")
             turn.repeat = True
         elif word == "lang":
-            langs = self.app.locale.languages
-            chosen = normalize_lang(payload, langs) if payload else None
-            turn.session.lang = chosen or langs[(langs.index(turn.lang) + 1) % len(langs)]
-            turn.lang = turn.session.lang
-            turn.say("engine.language_set")
-            turn.repeat = True
+            turn.switch_language(normalize_lang(payload, self.app.locale.languages))
 
     async def _settle(self, turn: Turn) -> None:
-        """Ask the step the conversation is now on, unless the handler already answered with choices."""
+        """Ask the step the conversation has moved to, or ask the same step again after a retry."""
         session = turn.session
         if session.flow is None:
             await turn.begin(HOME, "")

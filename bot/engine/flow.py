@@ -126,6 +126,12 @@ class Turn:
             self.say(key, **context)
         self.repeat = True
 
+    def switch_language(self, lang: str | None = None) -> None:
+        """To `lang`, or to the next language we speak; remembered, and the step is asked again in it."""
+        langs = self.app.locale.languages
+        self.session.lang = self.lang = lang or langs[(langs.index(self.lang) + 1) % len(langs)]
+        self.retry("engine.language_set")
+
     def finish(self) -> None:
         """End this flow; the dispatcher returns the user to the main menu."""
         self.session.flow = None

@@ -26,8 +26,6 @@ async def on_main(turn: Turn) -> None:
     if choice.startswith("open:") and choice[5:] in turn.app.flows:
         await turn.begin(choice[5:])
     elif choice == "lang":
-        langs = turn.app.locale.languages
-        turn.session.lang = turn.lang = langs[(langs.index(turn.lang) + 1) % len(langs)]
-        turn.retry("engine.language_set")
+        turn.switch_language()
     else:
         turn.retry("menu.not_understood")
