@@ -15,7 +15,7 @@ from wechatpy.utils import check_signature
 from bot.engine.messages import Kind
 from bot.handlers.wechat_inbound import to_inbound
 
-VECTORS_FILE = Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "wechat_vectors.json"
+VECTORS_FILE = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "wechat_vectors.json"
 VECTORS = json.loads(VECTORS_FILE.read_text("utf-8"))
 
 

@@ -20,7 +20,7 @@ from storage.outbox import FAILED, SENT, UNREACHABLE
 from tests.fakes.wechat_api import APPID, SECRET, FakeWeChatApi, fake_wechat_api
 from tests.fakes.wechat_push import AES_KEY, TOKEN, wechat_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEXT = {"msgtype": "text", "text": {"content": "你好"}}
 
 

@@ -279,7 +279,7 @@ async def test_plain_mode_and_the_other_kinds_of_message(settings) -> None:  # t
 
 
 async def test_the_official_sample_goes_through_the_endpoint(make_settings, fake) -> None:  # type: ignore[no-untyped-def]
-    from tests.test_wechat_crypto import VECTORS
+    from tests.wechat.test_crypto import VECTORS
 
     sample = VECTORS["decrypt"][0]
     settings = make_settings(
