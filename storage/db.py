@@ -18,6 +18,7 @@ from storage.sessions import Sessions
 from storage.sqlite_driver import one_trip_creator
 from storage.staff import StaffRepo
 from storage.tokens import Tokens
+from storage.turns import Turns
 from storage.updates import Updates
 
 R = TypeVar("R")
@@ -95,3 +96,4 @@ class Tx:
         self.audit = Audit(conn)
         self.outbox = Outbox(conn)
         self.tokens = Tokens(conn)
+        self.turns = Turns(conn)

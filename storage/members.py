@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -52,8 +54,12 @@ class NewMember:
     joined_at: datetime
 
 
+def member_from(values: Mapping[str, Any]) -> Member:
+    return Member(**{f.name: values[f.name] for f in fields(Member)})
+
+
 def _member(row) -> Member:  # type: ignore[no-untyped-def]
-    return Member(*(getattr(row, f.name) for f in fields(Member)))
+    return member_from(row._mapping)
 
 
 # Built once: these run on most turns, and building a statement costs more than running it here.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,16 +31,24 @@ class Session:
 
 
 # Built once: every turn runs these, and building a statement costs more than running it here.
-# FOR UPDATE holds the user's row against other processes on PostgreSQL; SQLite leaves it out.
-_GET = (
-    select(sessions, identities.c.unreachable)
-    .select_from(sessions.outerjoin(identities, identities.c.user_key == sessions.c.user_key))
-    .where(sessions.c.user_key == bindparam("user_key"))
-    .with_for_update(of=sessions)
-)
+_GET = select(sessions).where(sessions.c.user_key == bindparam("user_key"))
 _SAVE = per_dialect(lambda d: upsert_statement(d, sessions, ["user_key"]))
 _DELETE = delete(sessions).where(sessions.c.user_key == bindparam("user_key"))
 _REACHABLE = update(identities).where(identities.c.user_key == bindparam("key")).values(unreachable=False)
+
+
+def session_from(values: Mapping[str, Any], was_unreachable: bool = False) -> Session:
+    return Session(
+        user_key=values["user_key"],
+        flow=values["flow"],
+        step=values["step"],
+        data=json.loads(values["data"]),
+        choices=json.loads(values["choices"]),
+        version=values["version"],
+        lang=values["lang"],
+        expires_at=values["expires_at"],
+        was_unreachable=was_unreachable,
+    )
 
 
 class Sessions:
@@ -47,20 +56,9 @@ class Sessions:
         self.conn = conn
 
     async def get(self, user_key: str) -> Session | None:
+        """The session alone; a turn reads it with everything else it needs through `Turns.load`."""
         row = (await self.conn.execute(_GET, {"user_key": user_key})).first()
-        if row is None:
-            return None
-        return Session(
-            user_key=row.user_key,
-            flow=row.flow,
-            step=row.step,
-            data=json.loads(row.data),
-            choices=json.loads(row.choices),
-            version=row.version,
-            lang=row.lang,
-            expires_at=row.expires_at,
-            was_unreachable=bool(row.unreachable),
-        )
+        return session_from(row._mapping) if row else None
 
     async def save(self, s: Session) -> None:
         values = {

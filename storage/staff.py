@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +25,10 @@ class Staffer:
     added_at: datetime
 
 
+def staffer_from(values: Mapping[str, Any]) -> Staffer:
+    return Staffer(**{f.name: values[f.name] for f in fields(Staffer)})
+
+
 class StaffRepo:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -33,11 +39,11 @@ class StaffRepo:
 
     async def get(self, user_key: str) -> Staffer | None:
         row = (await self.conn.execute(_GET, {"user_key": user_key})).first()
-        return Staffer(row.user_key, row.role, row.name, row.added_at) if row else None
+        return staffer_from(row._mapping) if row else None
 
     async def all(self) -> list[Staffer]:
         rows = await self.conn.execute(select(staff).order_by(staff.c.id))
-        return [Staffer(r.user_key, r.role, r.name, r.added_at) for r in rows]
+        return [staffer_from(r._mapping) for r in rows]
 
     async def remove(self, user_key: str) -> bool:
         return (await self.conn.execute(delete(staff).where(staff.c.user_key == user_key))).rowcount > 0

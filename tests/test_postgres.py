@@ -32,7 +32,10 @@ from tests.test_privacy import (  # noqa: F401
     test_my_data_shows_everything_held_masked,
     test_staff_verify_cards_in_the_bot,
 )
-from tests.test_storage import test_a_lease_goes_to_one_process_at_a_time  # noqa: F401
+from tests.test_storage import (  # noqa: F401
+    test_a_lease_goes_to_one_process_at_a_time,
+    test_a_member_marked_unreachable_is_reachable_again_once_they_write,
+)
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -40,3 +40,17 @@ async def test_old_update_markers_and_stored_answers_are_forgotten(bot) -> None:
         assert await tx.updates.seen("old") == (False, None)
         assert await tx.updates.seen("recent") == (True, None)
         assert await tx.updates.seen("new") == (True, '["answer"]')
+
+
+async def test_a_member_marked_unreachable_is_reachable_again_once_they_write(bot) -> None:  # type: ignore[no-untyped-def]
+    from tests.chat import Chat, join
+
+    app, dispatcher = bot
+    chat = Chat(dispatcher, channel="telegram", user="77")
+    await join(chat)
+    async with app.db.transaction() as tx:
+        await tx.members.set_unreachable("telegram:77")  # they had blocked the bot
+    await chat.command("/menu")
+    async with app.db.transaction() as tx:
+        member = await tx.members.by_user_key("telegram:77")
+        assert [i.unreachable for i in await tx.members.identities(member.id)] == [False]

@@ -74,9 +74,11 @@ class Dispatcher:
 
     async def _turn_in(self, tx: Tx, incoming: Incoming) -> list[Outgoing]:
         now = self.app.now()
-        session = await tx.sessions.get(incoming.user_key) or Session(incoming.user_key)
+        state = await tx.turns.load(incoming.user_key)
+        session = state.session or Session(incoming.user_key)
         before = (session.flow, session.step, session.choices)
-        turn = Turn(self.app, tx, session, incoming, self._lang(session, incoming), now)
+        lang = self._lang(session, incoming)
+        turn = Turn(self.app, tx, session, incoming, lang, now, member=state.member, staffer=state.staffer)
         if session.flow not in (None, HOME) and session.expires_at and session.expires_at <= now:
             turn.finish()
             turn.say("engine.timed_out")

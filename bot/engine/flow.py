@@ -60,7 +60,18 @@ class Turn:
     """One incoming message being handled: what was said, the session, an open transaction, and the
     reply being built."""
 
-    def __init__(self, app: BotContext, tx: Tx, session: Session, incoming: Incoming, lang: str, now: datetime) -> None:
+    def __init__(
+        self,
+        app: BotContext,
+        tx: Tx,
+        session: Session,
+        incoming: Incoming,
+        lang: str,
+        now: datetime,
+        *,
+        member: Member | bool | None = False,  # False: not looked up yet
+        staffer: Staffer | bool | None = False,
+    ) -> None:
         self.app = app
         self.tx = tx
         self.session = session
@@ -72,8 +83,8 @@ class Turn:
         self.moved = False
         self.repeat = False
         self.forget_session = False  # delete the session instead of saving it (nothing may be kept)
-        self._member: Member | bool | None = False
-        self._staffer: Staffer | bool | None = False
+        self._member = member
+        self._staffer = staffer
 
     # -- what the user sent -------------------------------------------------------------------------
     @property

@@ -12,9 +12,7 @@ from PIL import Image, ImageDraw
 @lru_cache(maxsize=1024)
 def card_png(code: str, member_number: str) -> bytes:
     # A fixed version and mask: choosing the "best" mask costs milliseconds per card, and any mask scans.
-    qr = qrcode.QRCode(
-        version=3, border=2, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0
-    )
+    qr = qrcode.QRCode(version=3, border=2, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0)
     qr.add_data(f"GIGUNION-CARD:{code}")
     qr.make(fit=False)
     # Drawn from the module matrix in one go: qrcode's own renderer draws each module separately.

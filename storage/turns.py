@@ -1,0 +1,57 @@
+"""What a turn starts from, read in one statement: the user's session, the member their identity
+belongs to, and their staff role. Three look-ups would be three trips to the database on every turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import String, bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.members import Member, member_from
+from storage.schema import identities, members, sessions, staff
+from storage.sessions import Session, session_from
+from storage.staff import Staffer, staffer_from
+
+
+@dataclass(frozen=True)
+class TurnState:
+    session: Session | None
+    member: Member | None
+    staffer: Staffer | None
+
+
+_ME = select(bindparam("user_key", type_=String(128)).label("user_key")).subquery("me")
+_LOAD = select(
+    *(c.label(f"s_{c.name}") for c in sessions.c),
+    identities.c.unreachable.label("i_unreachable"),
+    *(c.label(f"m_{c.name}") for c in members.c),
+    *(c.label(f"st_{c.name}") for c in staff.c),
+).select_from(
+    _ME.outerjoin(sessions, sessions.c.user_key == _ME.c.user_key)
+    .outerjoin(identities, identities.c.user_key == _ME.c.user_key)
+    .outerjoin(members, members.c.id == identities.c.member_id)
+    .outerjoin(staff, staff.c.user_key == _ME.c.user_key)
+)
+# Other processes serving the same user (PostgreSQL deployments) wait here until this turn commits;
+# on SQLite the turn's BEGIN IMMEDIATE already keeps every other writer out.
+_LOCK_PG = text("SELECT pg_advisory_xact_lock(hashtextextended(:user_key, 0))")
+
+
+def _columns(row, prefix: str) -> dict:  # type: ignore[no-untyped-def]
+    return {k[len(prefix) :]: v for k, v in row._mapping.items() if k.startswith(prefix)}
+
+
+class Turns:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def load(self, user_key: str) -> TurnState:
+        if self.conn.dialect.name == "postgresql":
+            await self.conn.execute(_LOCK_PG, {"user_key": user_key})
+        row = (await self.conn.execute(_LOAD, {"user_key": user_key})).one()
+        s, m, st = _columns(row, "s_"), _columns(row, "m_"), _columns(row, "st_")
+        session = session_from(s, bool(row.i_unreachable)) if s["user_key"] is not None else None
+        member = member_from(m) if m["id"] is not None else None
+        staffer = staffer_from(st) if st["id"] is not None else None
+        return TurnState(session, member, staffer)
