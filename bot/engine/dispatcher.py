@@ -74,7 +74,10 @@ class Dispatcher:
 
     async def _turn_in(self, tx: Tx, incoming: Incoming) -> list[Outgoing]:
         now = self.app.now()
-        state = await tx.turns.load(incoming.user_key)
+        key = _dedupe_key(incoming)
+        state = await tx.turns.load(incoming.user_key, key)
+        if state.answered:  # a platform's redelivery: the same answer, and nothing done twice
+            return _stored(state.answer)
         session = state.session or Session(incoming.user_key)
         before = (session.flow, session.step, session.choices)
         lang = self._lang(session, incoming)
@@ -90,9 +93,8 @@ class Dispatcher:
             await tx.sessions.delete(incoming.user_key)
         else:
             await tx.sessions.save(session)
-        key = _dedupe_key(incoming)
         if key and not await tx.updates.mark(key, now, json.dumps([o.to_json() for o in out])):
-            raise _Duplicate
+            raise _Duplicate  # handled meanwhile by another process (PostgreSQL deployments)
         return out
 
     def _timeout(self) -> timedelta:
@@ -185,7 +187,7 @@ class Dispatcher:
     async def _earlier_answer(self, incoming: Incoming) -> list[Outgoing]:
         async with self.app.db.transaction() as tx:
             _, stored = await tx.updates.seen(_dedupe_key(incoming) or "")
-        return [Outgoing.from_json(o) for o in json.loads(stored)] if stored else []
+        return _stored(stored)
 
     async def _apology(self, incoming: Incoming) -> list[Outgoing]:
         try:
@@ -215,6 +217,11 @@ def render_reply(app: BotContext, reply: Reply, lang: str, stamp_: str, labels: 
         request_labels={str(r): app.locale.text(lang, f"engine.request_{r}") for r in reply.requests},
         lang=lang,
     )
+
+
+def _stored(answer: str | None) -> list[Outgoing]:
+    """An answer given before; empty once it has been forgotten (there is then nothing to repeat)."""
+    return [Outgoing.from_json(o) for o in json.loads(answer)] if answer else []
 
 
 def _typed_choice(text: str, choices: list[list[str]]) -> str | None:
