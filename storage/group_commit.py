@@ -5,18 +5,19 @@ before it: its Python work and its trips to the database thread, end to end. Her
 ready together run interleaved in one transaction on the one connection, so one turn's Python work
 overlaps another's database work, and BEGIN and COMMIT are paid once per batch.
 
-A turn's answer is released only after its batch commits. If any turn of a batch fails, or the
-commit does, the batch is rolled back and each of its turns runs again alone, in a transaction of
-its own, so the failure is that turn's alone. Turns must therefore be re-runnable (they build
-everything from the database) and change rows other users may also change only with single
-statements (an upsert, an INSERT … ON CONFLICT), never read-then-write.
+Every turn saves its session and marks its update as handled; those writes wait for the end of the
+batch and go in one executemany each. A turn's answer is released only after its batch commits. If
+any turn of a batch fails, or the commit does, the batch is rolled back and each of its turns runs
+again alone, in a transaction of its own, so the failure is that turn's alone. Turns must therefore
+be re-runnable (they build everything from the database) and change rows other users may also
+change only with single statements (an upsert, an INSERT … ON CONFLICT), never read-then-write.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -26,16 +27,33 @@ R = TypeVar("R")
 
 
 class SharedConnection:
-    """One batch's connection as its turns see it: statements from different turns go one at a time."""
+    """One batch's connection as its turns see it: statements from different turns go one at a time,
+    and writes that every turn makes (its session, its update marker) can wait for the batch's end to
+    go in one trip for all the turns."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.dialect = conn.dialect
+        self._deferred: dict[str, dict[Hashable, tuple[Any, dict[str, Any]]]] = {}
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         async with self._lock:
             return await self._conn.execute(statement, parameters)
+
+    def defer(self, rows: str, key: Hashable, statement: Any, parameters: dict[str, Any]) -> None:
+        """Run `statement` just before the batch commits. Of the statements deferred for the same
+        `rows` and `key` (say, one user's session: saved, then deleted), only the last one runs."""
+        self._deferred.setdefault(rows, {})[key] = (statement, parameters)
+
+    async def flush(self) -> None:
+        for pending in self._deferred.values():
+            by_statement: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
+            for statement, parameters in pending.values():
+                by_statement.setdefault(id(statement), (statement, []))[1].append(parameters)
+            for statement, many in by_statement.values():
+                await self.execute(statement, many)
+        self._deferred.clear()
 
 
 class _Batch:
@@ -47,6 +65,7 @@ class _Batch:
         self.ready: asyncio.Future[SharedConnection] = asyncio.get_running_loop().create_future()
         self.committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.began = False
+        self.shared: SharedConnection | None = None
 
 
 class GroupCommit:
@@ -134,7 +153,8 @@ class GroupCommit:
             # come in its first moments. Later turns wait for the next batch: a batch that kept
             # admitting would keep its first turns waiting.
             asyncio.get_running_loop().call_later(self.window, self._close_admission, batch)
-            batch.ready.set_result(SharedConnection(conn))
+            batch.shared = SharedConnection(conn)
+            batch.ready.set_result(batch.shared)
         except Exception as e:
             batch.ready.set_exception(e)
 
@@ -148,6 +168,8 @@ class GroupCommit:
                 if batch.failed:
                     await self._conn.rollback()
                 else:
+                    if batch.shared is not None:
+                        await batch.shared.flush()
                     await self._conn.commit()
                     committed = True
         except Exception:

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import per_dialect, upsert_statement
+from storage.group_commit import SharedConnection
 from storage.schema import identities, sessions
 
 
@@ -71,10 +72,16 @@ class Sessions:
             "lang": s.lang,
             "expires_at": s.expires_at,
         }
-        await self.conn.execute(_SAVE(self.conn), values)
+        if isinstance(self.conn, SharedConnection):
+            self.conn.defer("sessions", s.user_key, _SAVE(self.conn), values)
+        else:
+            await self.conn.execute(_SAVE(self.conn), values)
         if s.was_unreachable:
             await self.conn.execute(_REACHABLE, {"key": s.user_key})
             s.was_unreachable = False
 
     async def delete(self, user_key: str) -> None:
-        await self.conn.execute(_DELETE, {"user_key": user_key})
+        if isinstance(self.conn, SharedConnection):
+            self.conn.defer("sessions", user_key, _DELETE, {"user_key": user_key})
+        else:
+            await self.conn.execute(_DELETE, {"user_key": user_key})

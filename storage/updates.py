@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import insert_ignoring_conflicts, per_dialect
+from storage.group_commit import SharedConnection
 from storage.schema import processed_updates
 
 _MARK = per_dialect(
@@ -22,9 +23,14 @@ class Updates:
         self.conn = conn
 
     async def mark(self, key: str, at: datetime, reply: str | None) -> bool:
-        """Record `key` as processed; False when it already was (the caller then rolls back)."""
-        result = await self.conn.execute(_MARK(self.conn), {"key": key, "at": at, "reply": reply})
-        return result.rowcount == 1
+        """Record `key` as processed; False when it already was (the caller then rolls back). In a
+        group-committed batch the marker is written at the batch's end; the turn checked it was new
+        when it began (`Turns.load`), holding the user's lock."""
+        parameters = {"key": key, "at": at, "reply": reply}
+        if isinstance(self.conn, SharedConnection):
+            self.conn.defer("updates", key, _MARK(self.conn), parameters)
+            return True
+        return (await self.conn.execute(_MARK(self.conn), parameters)).rowcount == 1
 
     async def seen(self, key: str) -> tuple[bool, str | None]:
         row = (await self.conn.execute(select(processed_updates.c.reply).where(processed_updates.c.key == key))).first()

@@ -89,3 +89,25 @@ async def test_a_cancelled_turn_is_not_run_again(db: Database) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert runs == 1 and await actions(db) == []
+
+
+async def test_writes_deferred_to_the_batch_end_keep_the_order_they_were_made_in(db: Database) -> None:
+    from storage.sessions import Session
+
+    order = asyncio.Event()
+
+    async def save(tx) -> None:  # type: ignore[no-untyped-def]
+        await tx.sessions.save(Session("telegram:1", flow="menu", step="main"))
+        order.set()
+
+    async def delete_after_save(tx) -> None:  # type: ignore[no-untyped-def]
+        await order.wait()
+        await tx.sessions.delete("telegram:1")
+
+    await asyncio.gather(db.run_turn(save), db.run_turn(delete_after_save))
+    async with db.transaction() as tx:
+        assert await tx.sessions.get("telegram:1") is None  # the delete came last
+    await db.run_turn(save)
+    async with db.transaction() as tx:
+        saved = await tx.sessions.get("telegram:1")
+    assert saved is not None and saved.step == "main"
