@@ -42,6 +42,7 @@ class Locale:
         self.directory = directory
         self.languages = tuple(sorted(p.name for p in directory.iterdir() if p.is_dir()))
         self._envs = {lang: self._env(lang) for lang in self.languages}
+        self._fixed: dict[tuple[str, str], str] = {}
 
     def _env(self, lang: str) -> jinja2.Environment:
         catalog = _catalog(self.directory, lang)
@@ -66,6 +67,14 @@ class Locale:
     def render(self, lang: str, text: T | str) -> str:
         if isinstance(text, str):
             return text
+        if not text.context:  # most labels and prompts: the same words every time
+            done = self._fixed.get((lang, text.key))
+            if done is None:
+                done = self._fixed[(lang, text.key)] = self._render(lang, text)
+            return done
+        return self._render(lang, text)
+
+    def _render(self, lang: str, text: T) -> str:
         return self._envs[lang].get_template(text.key).render(**text.context).strip()
 
     def text(self, lang: str, key: str, **context: Any) -> str:

@@ -44,8 +44,15 @@ _LOAD = select(
 _LOCK_PG = text("SELECT pg_advisory_xact_lock(hashtextextended(:user_key, 0))")
 
 
-def _columns(row, prefix: str) -> dict:  # type: ignore[no-untyped-def]
-    return {k[len(prefix) :]: v for k, v in row._mapping.items() if k.startswith(prefix)}
+def _positions(prefix: str) -> list[tuple[str, int]]:
+    return [(c.name[len(prefix) :], i) for i, c in enumerate(_LOAD.selected_columns) if c.name.startswith(prefix)]
+
+
+_SESSION, _MEMBER, _STAFF = _positions("s_"), _positions("m_"), _positions("st_")
+
+
+def _columns(row, positions: list[tuple[str, int]]) -> dict:  # type: ignore[no-untyped-def]
+    return {name: row[i] for name, i in positions}
 
 
 class Turns:
@@ -57,7 +64,7 @@ class Turns:
         if self.conn.dialect.name == "postgresql":
             await self.conn.execute(_LOCK_PG, {"user_key": user_key})
         row = (await self.conn.execute(_LOAD, {"user_key": user_key, "update_key": update_key})).one()
-        s, m, st = _columns(row, "s_"), _columns(row, "m_"), _columns(row, "st_")
+        s, m, st = _columns(row, _SESSION), _columns(row, _MEMBER), _columns(row, _STAFF)
         session = session_from(s, bool(row.i_unreachable)) if s["user_key"] is not None else None
         member = member_from(m) if m["id"] is not None else None
         staffer = staffer_from(st) if st["id"] is not None else None
