@@ -104,8 +104,9 @@ class Turn:
             self._member = await self.tx.members.by_user_key(self.user_key)
         return self._member  # type: ignore[return-value]
 
-    def forget_member(self) -> None:
-        self._member = False
+    def know_member(self, member: Member | None) -> None:
+        """The member this identity now reaches, after a flow enrolled, linked or removed them."""
+        self._member = member
 
     async def staffer(self) -> Staffer | None:
         if self._staffer is False:

@@ -101,7 +101,7 @@ async def on_phone(turn: Turn) -> None:
         # One phone, one member. Only a number the platform vouches for links this identity to it.
         if verified:
             await link_identity(turn.tx, turn.user_key, existing, turn.now)
-            turn.forget_member()
+            turn.know_member(existing)
             turn.say("join.linked")
             await show_card(turn)
         else:
@@ -243,11 +243,11 @@ async def _join(turn: Turn) -> None:
         turn.now,
         link_existing=bool(d.get("phone_verified")),
     )
-    turn.forget_member()
     if done is None:
         turn.say("join.phone_taken")
         turn.finish()
         return
+    turn.know_member(done.member)
     turn.say("join.welcome_member" if done.created else "join.linked")
     await show_card(turn)
     turn.finish()

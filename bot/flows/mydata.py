@@ -67,7 +67,7 @@ async def on_confirm(turn: Turn) -> None:
         turn.finish()
     elif turn.choice == "yes":
         await leave(turn.tx, member, turn.now)
-        turn.forget_member()
+        turn.know_member(None)
         turn.say("mydata.left")
         turn.finish()
         turn.forget_session = True

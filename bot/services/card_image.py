@@ -6,7 +6,10 @@ import io
 from functools import lru_cache
 
 import qrcode
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
+
+# Pillow's built-in bitmap font: Latin glyphs only, and ten times faster to draw than its FreeType one.
+_FONT = ImageFont.load_default_imagefont()
 
 
 @lru_cache(maxsize=1024)
@@ -20,14 +23,13 @@ def card_png(code: str, member_number: str) -> bytes:
     n = len(matrix)
     modules = Image.frombytes("L", (n, n), bytes(0 if dark else 255 for row in matrix for dark in row))
     qr_img = modules.resize((n * 6, n * 6), Image.Resampling.NEAREST)
-    # The default bitmap font has Latin glyphs only, so the picture carries the number and the code;
-    # the name and union come in the text message beside it.
+    # The picture carries the number and the code; the name and union come in the text beside it.
     width = max(qr_img.width, 240)
     card = Image.new("L", (width, qr_img.height + 44), 255)
     card.paste(qr_img, ((width - qr_img.width) // 2, 0))
     draw = ImageDraw.Draw(card)
-    draw.text((10, qr_img.height + 4), member_number, fill=0)
-    draw.text((10, qr_img.height + 22), f"{code[:4]}-{code[4:]}", fill=0)
+    draw.text((10, qr_img.height + 6), member_number, fill=0, font=_FONT)
+    draw.text((10, qr_img.height + 24), f"{code[:4]}-{code[4:]}", fill=0, font=_FONT)
     out = io.BytesIO()
     card.convert("1").save(out, format="PNG")
     return out.getvalue()
