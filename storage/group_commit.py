@@ -64,8 +64,7 @@ class _Batch:
         self.failed = False
         self.ready: asyncio.Future[SharedConnection] = asyncio.get_running_loop().create_future()
         self.committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.began = False
-        self.shared: SharedConnection | None = None
+        self.shared: SharedConnection | None = None  # set once the batch's transaction has begun
 
 
 class GroupCommit:
@@ -148,7 +147,6 @@ class GroupCommit:
         try:
             conn = await self._connection()
             await conn.begin()
-            batch.began = True
             # The batch is those who queued while the one before it held the connection, and those who
             # come in its first moments. Later turns wait for the next batch: a batch that kept
             # admitting would keep its first turns waiting.
@@ -164,14 +162,12 @@ class GroupCommit:
         with contextlib.suppress(BaseException):
             await asyncio.shield(batch.ready)
         try:
-            if batch.began and self._conn is not None:
-                if batch.failed:
-                    await self._conn.rollback()
-                else:
-                    if batch.shared is not None:
-                        await batch.shared.flush()
-                    await self._conn.commit()
-                    committed = True
+            if batch.shared is not None and self._conn is not None and not batch.failed:
+                await batch.shared.flush()
+                await self._conn.commit()
+                committed = True
+            elif self._conn is not None and self._conn.in_transaction():
+                await self._conn.rollback()
         except Exception:
             committed = False
             if self._conn is not None and self._conn.in_transaction():
