@@ -32,6 +32,7 @@ import aiosqlite
 from bot.config import Settings
 from bot.engine.messages import Contact, Incoming, Kind
 from bot.runtime import running_bot
+from bot.services.card_image import card_png
 
 
 def pct(values: list[float], p: float) -> float:
@@ -76,6 +77,7 @@ def join_script(user: int) -> list[Incoming]:
 async def engine_run(db_path: Path, users: int, think: float, group: bool) -> tuple[float, list[float], int]:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{db_path}", secret_key="bench")
     latencies: list[float] = []
+    card_png.cache_clear()  # every run draws its members' cards afresh, as a real one would
     async with running_bot(settings, group_commit=group) as (app, dispatcher):
 
         async def user(u: int) -> None:

@@ -107,6 +107,9 @@ class GroupCommit:
                 self._conn = None
 
     async def run(self, fn: Callable[[Any], Awaitable[R]]) -> R:
+        if self._open is None and not self._gate.locked():
+            # Nobody is using the connection: no one to share a commit with, so no one to wait for.
+            return await self._alone(fn)
         batch = self._join()
         outcome: Any
         ok = True
