@@ -1,9 +1,10 @@
 """Group commit: several users' turns share one SQLite transaction, each still all-or-nothing.
 
 SQLite has one writer. Run one turn per transaction and every turn waits for the whole of the one
-before it: its Python work and its trips to the database thread, end to end. Here the turns that are
-ready together run interleaved in one transaction on the one connection, so one turn's Python work
-overlaps another's database work, and BEGIN and COMMIT are paid once per batch.
+before it: its Python work and its trips to the database thread, end to end. Here a turn that finds
+the connection idle runs at once on its own, and the turns that arrive while it is busy wait together
+and then run interleaved in one transaction, so one turn's Python work overlaps another's database
+work, and BEGIN and COMMIT are paid once per batch.
 
 Every turn saves its session and marks its update as handled; those writes wait for the end of the
 batch and go in one executemany each. A turn's answer is released only after its batch commits. If
