@@ -8,6 +8,7 @@ Prints, all measured in this one run on this machine:
   3. paced: the same N users with a think time between messages (riders type with a thumb), so the
      turn latency a user feels is measured below saturation.
 Runs 2 and 3 are made with group commit (the default on SQLite) and without it (one transaction per turn).
+  4. menu: the same N users, saturated, each asking for the menu 30 times: the cheapest kind of turn.
 
     python bench/engine.py --users 200
 """
@@ -104,6 +105,27 @@ async def engine_run(db_path: Path, users: int, think: float, group: bool) -> tu
     return len(latencies) / elapsed, latencies, members
 
 
+async def menu_run(db_path: Path, users: int, rounds: int = 30) -> tuple[float, list[float]]:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{db_path}", secret_key="bench")
+    latencies: list[float] = []
+    async with running_bot(settings) as (_, dispatcher):
+
+        async def user(u: int) -> None:
+            for i in range(rounds):
+                incoming = Incoming(
+                    channel="bench", user_id=str(u), kind=Kind.TEXT, text="菜单", dedupe_key=f"m{u}-{i}"
+                )
+                t0 = time.perf_counter()
+                await dispatcher.handle(incoming)
+                latencies.append(time.perf_counter() - t0)
+
+        await user(users + 1)  # warm up
+        latencies.clear()
+        start = time.perf_counter()
+        await asyncio.gather(*(user(u) for u in range(users)))
+        return len(latencies) / (time.perf_counter() - start), latencies
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -137,6 +159,11 @@ async def main() -> None:
                 f"p50 {ms(pct(lat, 50))}  p99 {ms(pct(lat, 99))}   mean {ms(statistics.fmean(lat))}   "
                 f"({members} members joined)"
             )
+        tps, lat = await menu_run(Path(tmp) / "menu.db", args.users)
+        print(
+            f"engine, group commit, {args.users} users asking for the menu: {tps:6.0f} turns/s   "
+            f"p50 {ms(pct(lat, 50))}  p99 {ms(pct(lat, 99))}   = {tps / rate:.0%} of raw"
+        )
 
 
 if __name__ == "__main__":
