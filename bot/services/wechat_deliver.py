@@ -69,7 +69,7 @@ class WeChatDeliverer:
             media_id = await self.api.upload_image(png)
             await self.api.send_custom(openid, {"msgtype": "image", "image": {"media_id": media_id}})
         except (WeChatError, WeChatUnavailable) as e:
-            log.warning("wechat image not sent to %s: %s", hashed(openid), e)
+            log.warning("wechat image not sent to %s: %s", hashed(openid), type(e).__name__)
 
     async def _failed(self, openid: str, message: Outgoing, error: WeChatError) -> Delivery:
         code = error.errcode
