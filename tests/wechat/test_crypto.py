@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import xmltodict
 from wechatpy import parse_message
@@ -14,9 +11,9 @@ from wechatpy.utils import check_signature
 
 from bot.engine.messages import Kind
 from bot.handlers.wechat_inbound import to_inbound
+from tests.wechat.vectors import official_vectors
 
-VECTORS_FILE = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "wechat_vectors.json"
-VECTORS = json.loads(VECTORS_FILE.read_text("utf-8"))
+VECTORS = official_vectors()
 
 
 class FixedPrefix(PrpCrypto):

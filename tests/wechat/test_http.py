@@ -279,9 +279,9 @@ async def test_plain_mode_and_the_other_kinds_of_message(settings) -> None:  # t
 
 
 async def test_the_official_sample_goes_through_the_endpoint(make_settings, fake) -> None:  # type: ignore[no-untyped-def]
-    from tests.wechat.test_crypto import VECTORS
+    from tests.wechat.vectors import official_vectors
 
-    sample = VECTORS["decrypt"][0]
+    sample = official_vectors()["decrypt"][0]
     settings = make_settings(
         wechat_token=sample["token"],
         wechat_aes_key=sample["encoding_aes_key"],
