@@ -112,20 +112,18 @@ class WeChatCallback:
         return Response(reply, media_type="application/xml")
 
     def _decrypt(self, body: bytes, request: Request) -> str:
-        encrypted = checked_xml(body).findtext("Encrypt")
-        if not encrypted:
-            raise BadXml
         q = request.query_params
         try:
             xml = self.crypto.decrypt_message(  # type: ignore[union-attr]
-                {"Encrypt": encrypted}, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
+                checked_xml(body), q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", "")
             )
         except (InvalidSignatureException, InvalidAppIdException):
             raise _Forbidden from None
-        except Exception:  # not base64, bad padding, not UTF-8: not something WeChat sent
+        except (UnsafeXml, BadXml):
+            raise
+        except Exception:  # no Encrypt, not base64, bad padding, not UTF-8: not something WeChat sent
             raise BadXml from None
-        checked_xml(xml.encode())
-        return xml
+        return checked_xml(xml)
 
     async def _answer(self, msg: Any) -> str:
         inbound = to_inbound(msg)
@@ -147,9 +145,8 @@ class WeChatCallback:
         return self.app.profile.default_language
 
 
-def _plain(body: bytes) -> bytes:
-    checked_xml(body)
-    return body
+def _plain(body: bytes) -> str:
+    return checked_xml(body)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

@@ -10,7 +10,7 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
 from bot.engine.messages import Kind
-from bot.handlers.wechat_inbound import to_inbound
+from bot.handlers.wechat_inbound import BadXml, UnsafeXml, checked_xml, to_inbound
 from tests.wechat.vectors import official_vectors
 
 VECTORS = official_vectors()
@@ -69,3 +69,18 @@ def test_an_encrypted_reply_opens_with_its_own_signature(sample: dict) -> None:
     outer = xmltodict.parse(out)["xml"]
     inner = crypto.decrypt_message(out, outer["MsgSignature"], outer["TimeStamp"], outer["Nonce"])
     assert sample["plaintext"] in inner
+
+
+def test_xml_with_a_dtd_is_refused_in_any_encoding() -> None:
+    dtd = '<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><FromUserName>o</FromUserName><Content>&a;</Content></xml>'
+    with pytest.raises(UnsafeXml):
+        checked_xml(dtd.encode())
+    for encoding in ("utf-16", "utf-16-le", "utf-16-be"):
+        try:
+            text = checked_xml(dtd.encode(encoding))
+        except (BadXml, UnsafeXml):
+            continue
+        with pytest.raises(Exception):  # noqa: B017 - what matters is that nothing parses, let alone expands
+            parse_message(text)
+    ordinary = "<xml><FromUserName><![CDATA[o]]></FromUserName><Content><![CDATA[<!x>]]></Content></xml>"
+    assert checked_xml(ordinary.encode()) == ordinary
