@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,39 @@ label = {{ zh_CN = "骑手", en = "Rider" }}
     done = gigunion(env, "--config", str(config), "console", stdin="/start\n1\n13800138000\n张三\n1\n1\n1\n")
     assert "测试联合工会" in done.stdout and re.search(r"TS\d{10}", done.stdout)
     assert not (tmp_path / "gigunion.key").exists()  # the file's secret key is used
+
+
+def test_in_a_terminal_it_is_an_interactive_chat(env: dict[str, str]) -> None:
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [*GIGUNION, "console", "--user", "tty"], stdin=terminal, stdout=terminal, stderr=terminal, env=env
+    )
+    os.close(terminal)
+    seen = b""
+
+    def read_until(marker: bytes, seconds: float = 60) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + seconds
+        while marker not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.5)
+            if ready:
+                seen += os.read(controller, 4096)
+        assert marker in seen, seen.decode(errors="replace")[-500:]
+
+    try:
+        read_until(b"> ")
+        os.write(controller, b"/start\n")
+        read_until("[1] 同意".encode())
+        seen = b""
+        os.write(controller, b"1\n")
+        read_until("手机号".encode())
+        read_until(b"> ")
+        os.write(controller, b"\x04")  # Ctrl-D ends the chat
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(controller)

@@ -90,5 +90,7 @@ async def run_console(
 
 
 def _prompt(stdout: TextIO) -> str:
+    # input()'s own prompt goes to stderr when readline is not loaded; the chat belongs on stdout.
+    stdout.write("> ")
     stdout.flush()
-    return input("> ") + "\n"
+    return input() + "\n"
