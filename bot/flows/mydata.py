@@ -11,13 +11,17 @@ mydata = Flow(
 leaving = Flow("leave", commands=("leave",), words=("退出工会", "退会", "leave the union"))
 
 
-@mydata.start
-async def start_mydata(turn: Turn, payload: str) -> None:
+async def _to_step_if_member(turn: Turn, step: str) -> None:
     if await turn.member() is None:
         turn.say("mydata.nothing_held")
         turn.finish()
     else:
-        turn.goto("view")
+        turn.goto(step)
+
+
+@mydata.start
+async def start_mydata(turn: Turn, payload: str) -> None:
+    await _to_step_if_member(turn, "view")
 
 
 @mydata.ask("view")
@@ -45,11 +49,7 @@ async def on_view(turn: Turn) -> None:
 
 @leaving.start
 async def start_leave(turn: Turn, payload: str) -> None:
-    if await turn.member() is None:
-        turn.say("mydata.nothing_held")
-        turn.finish()
-    else:
-        turn.goto("confirm")
+    await _to_step_if_member(turn, "confirm")
 
 
 @leaving.ask("confirm")
