@@ -59,7 +59,7 @@ class Database:
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         # On PostgreSQL each turn has its own transaction: the server runs them side by side.
-        self._group = GroupCommit(self.engine, Tx) if self.is_sqlite and group_commit else None
+        self._group = GroupCommit(self.engine, Tx, batching=group_commit) if self.is_sqlite else None
 
     async def run_turn(self, fn: Callable[[Tx], Awaitable[R]]) -> R:
         """Run `fn` in a transaction of its own, or in a group-committed batch with other turns (see

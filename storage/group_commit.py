@@ -24,26 +24,33 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from storage.sqlite_direct import Pipeline, prepare
+
 R = TypeVar("R")
 
 
 class SharedConnection:
-    """One batch's connection as its turns see it: statements from different turns go one at a time,
-    and writes that every turn makes (its session, its update marker) can wait for the batch's end to
-    go in one trip for all the turns."""
+    """The connection as a transaction's turns see it: their statements go to SQLite's thread together
+    (see `storage.sqlite_direct`), and writes that every turn makes (its session, its update marker)
+    wait for the transaction's end to go in one executemany for all of its turns."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, pipeline: Pipeline, *, deferring: bool) -> None:
         self._conn = conn
-        self._lock = asyncio.Lock()
+        self._pipeline = pipeline
+        self.deferring = deferring  # only turns defer: other work may read back what it wrote
         self.dialect = conn.dialect
         self._deferred: dict[str, dict[Hashable, tuple[Any, dict[str, Any]]]] = {}
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        async with self._lock:
+        first = parameters[0] if isinstance(parameters, list) else parameters
+        prepared = prepare(statement, self.dialect, tuple(sorted(first or ())))
+        if prepared is not None:
+            return await self._pipeline.execute(prepared, parameters)
+        async with self._pipeline.lock:
             return await self._conn.execute(statement, parameters)
 
     def defer(self, rows: str, key: Hashable, statement: Any, parameters: dict[str, Any]) -> None:
-        """Run `statement` just before the batch commits. Of the statements deferred for the same
+        """Run `statement` just before the transaction commits. Of the statements deferred for the same
         `rows` and `key` (say, one user's session: saved, then deleted), only the last one runs."""
         self._deferred.setdefault(rows, {})[key] = (statement, parameters)
 
@@ -55,6 +62,22 @@ class SharedConnection:
             for statement, many in by_statement.values():
                 await self.execute(statement, many)
         self._deferred.clear()
+
+    async def commit(self) -> None:
+        await self.flush()
+        await self._conn.commit()
+
+    async def rollback(self) -> None:
+        # A cancelled turn may have left a statement on its way: it must not run after the ROLLBACK,
+        # outside any transaction.
+        await self._pipeline.idle()
+        if self._conn.in_transaction():
+            await self._conn.rollback()
+
+
+def deferring(conn: Any) -> bool:
+    """Whether writes every turn makes may wait for the end of the transaction on `conn`."""
+    return isinstance(conn, SharedConnection) and conn.deferring
 
 
 class _Batch:
@@ -70,9 +93,16 @@ class _Batch:
 
 class GroupCommit:
     def __init__(
-        self, engine: AsyncEngine, wrap: Callable[[Any], Any], max_batch: int = 64, window: float = 0.002
+        self,
+        engine: AsyncEngine,
+        wrap: Callable[[Any], Any],
+        *,
+        batching: bool = True,
+        max_batch: int = 64,
+        window: float = 0.002,
     ) -> None:
         self.engine = engine
+        self.batching = batching  # False: every turn has a transaction of its own
         self.window = window
         self.wrap = wrap  # makes the unit of work (every repository) from a connection
         self.max_batch = max_batch
@@ -80,6 +110,7 @@ class GroupCommit:
         # The one connection, kept for good (checking it out of a pool and back costs a trip each), and
         # the gate that a batch, or a transaction outside the turns, holds while using it.
         self._conn: AsyncConnection | None = None
+        self._pipeline: Pipeline | None = None
         self._gate = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
@@ -88,27 +119,34 @@ class GroupCommit:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connection(self) -> AsyncConnection:
-        if self._conn is None or self._conn.closed:
+    async def _connection(self) -> tuple[AsyncConnection, Pipeline]:
+        if self._conn is None or self._conn.closed or self._pipeline is None:
             self._conn = await self.engine.connect()
-        return self._conn
+            self._pipeline = Pipeline((await self._conn.get_raw_connection()).driver_connection)
+        return self._conn, self._pipeline
 
     @asynccontextmanager
-    async def exclusive(self) -> AsyncIterator[AsyncConnection]:
+    async def exclusive(self, *, deferring: bool = False) -> AsyncIterator[SharedConnection]:
         """A transaction of its own on the shared connection, between batches."""
         async with self._gate:
-            conn = await self._connection()
-            async with conn.begin():
-                yield conn
+            conn, pipeline = await self._connection()
+            await conn.begin()
+            shared = SharedConnection(conn, pipeline, deferring=deferring)
+            try:
+                yield shared
+                await shared.commit()
+            except BaseException:
+                await shared.rollback()
+                raise
 
     async def close(self) -> None:
         async with self._gate:
             if self._conn is not None:
                 await self._conn.close()
-                self._conn = None
+                self._conn = self._pipeline = None
 
     async def run(self, fn: Callable[[Any], Awaitable[R]]) -> R:
-        if self._open is None and not self._gate.locked():
+        if not self.batching or (self._open is None and not self._gate.locked()):
             # Nobody is using the connection: no one to share a commit with, so no one to wait for.
             return await self._alone(fn)
         batch = self._join()
@@ -149,13 +187,13 @@ class GroupCommit:
     async def _start(self, batch: _Batch) -> None:
         await self._gate.acquire()
         try:
-            conn = await self._connection()
+            conn, pipeline = await self._connection()
             await conn.begin()
             # The batch is those who queued while the one before it held the connection, and those who
             # come in its first moments. Later turns wait for the next batch: a batch that kept
             # admitting would keep its first turns waiting.
             asyncio.get_running_loop().call_later(self.window, self._close_admission, batch)
-            batch.shared = SharedConnection(conn)
+            batch.shared = SharedConnection(conn, pipeline, deferring=True)
             batch.ready.set_result(batch.shared)
         except Exception as e:
             batch.ready.set_exception(e)
@@ -166,20 +204,18 @@ class GroupCommit:
         with contextlib.suppress(BaseException):
             await asyncio.shield(batch.ready)
         try:
-            if batch.shared is not None and self._conn is not None and not batch.failed:
-                await batch.shared.flush()
-                await self._conn.commit()
-                committed = True
-            elif self._conn is not None and self._conn.in_transaction():
-                await self._conn.rollback()
-        except Exception:
-            committed = False
-            if self._conn is not None and self._conn.in_transaction():
+            if batch.shared is not None and not batch.failed:
+                with contextlib.suppress(Exception):
+                    await batch.shared.commit()
+                    committed = True
+            if not committed and batch.shared is not None:
+                await batch.shared.rollback()
+            elif not committed and self._conn is not None and self._conn.in_transaction():
                 await self._conn.rollback()
         finally:
             self._gate.release()
             batch.committed.set_result(committed)
 
     async def _alone(self, fn: Callable[[Any], Awaitable[R]]) -> R:
-        async with self.exclusive() as conn:
+        async with self.exclusive(deferring=True) as conn:
             return await fn(self.wrap(conn))

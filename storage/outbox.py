@@ -28,11 +28,11 @@ class Outbox:
 
     async def add(self, user_key: str, body: str, now: datetime) -> int:
         result = await self.conn.execute(
-            insert(outbox).values(
-                user_key=user_key, body=body, status=PENDING, attempts=0, next_attempt_at=now, created_at=now
-            )
+            insert(outbox)
+            .values(user_key=user_key, body=body, status=PENDING, attempts=0, next_attempt_at=now, created_at=now)
+            .returning(outbox.c.id)
         )
-        return result.inserted_primary_key[0]
+        return result.scalar_one()
 
     async def claim_due(self, channel: str, now: datetime, limit: int, stale_after: timedelta) -> list[OutboxItem]:
         """Take due messages for one channel and mark them as being sent. A message left 'sending'

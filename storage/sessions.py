@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import per_dialect, upsert_statement
-from storage.group_commit import SharedConnection
+from storage.group_commit import deferring
 from storage.schema import identities, sessions
 
 
@@ -72,7 +72,7 @@ class Sessions:
             "lang": s.lang,
             "expires_at": s.expires_at,
         }
-        if isinstance(self.conn, SharedConnection):
+        if deferring(self.conn):
             self.conn.defer("sessions", s.user_key, _SAVE(self.conn), values)
         else:
             await self.conn.execute(_SAVE(self.conn), values)
@@ -81,7 +81,7 @@ class Sessions:
             s.was_unreachable = False
 
     async def delete(self, user_key: str) -> None:
-        if isinstance(self.conn, SharedConnection):
+        if deferring(self.conn):
             self.conn.defer("sessions", user_key, _DELETE, {"user_key": user_key})
         else:
             await self.conn.execute(_DELETE, {"user_key": user_key})

@@ -29,6 +29,16 @@ def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> tuple:
         cursor.close()
 
 
+def _run_all(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]]) -> list[Any]:
+    outcomes: list[Any] = []
+    for sql, params, many in statements:
+        try:
+            outcomes.append(_run(conn, sql, params, many)[:3])
+        except sqlite3.Error as e:  # that statement's own failure; SQLite undid only it
+            outcomes.append(e)
+    return outcomes
+
+
 class OneTripCursor:
     arraysize = 1
 
@@ -77,6 +87,11 @@ class OneTripCursor:
 class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
+
+    async def run_all(self, statements: list[tuple[str, Any, bool]]) -> list[Any]:
+        """Run (sql, parameters, executemany?) statements in order, in one trip: for each, its
+        (description, rows, rowcount) or the sqlite3 error it raised."""
+        return await self._execute(_run_all, self._conn, statements)
 
 
 def one_trip_creator(path: str):  # type: ignore[no-untyped-def]

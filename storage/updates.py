@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import insert_ignoring_conflicts, per_dialect
-from storage.group_commit import SharedConnection
+from storage.group_commit import deferring
 from storage.schema import processed_updates
 
 _MARK = per_dialect(
@@ -27,7 +27,7 @@ class Updates:
         group-committed batch the marker is written at the batch's end; the turn checked it was new
         when it began (`Turns.load`), holding the user's lock."""
         parameters = {"key": key, "at": at, "reply": reply}
-        if isinstance(self.conn, SharedConnection):
+        if deferring(self.conn):
             self.conn.defer("updates", key, _MARK(self.conn), parameters)
             return True
         return (await self.conn.execute(_MARK(self.conn), parameters)).rowcount == 1
