@@ -39,5 +39,3 @@ def test_a_typed_cdata_end_cannot_break_the_reply_xml() -> None:
 
     xml = create_reply(cdata_safe("平台：abc]]><MsgType>x</MsgType>"), render=True)
     assert xmltodict.parse(xml)["xml"]["Content"] == "平台：abc]]><MsgType>x</MsgType>"
-
-
