@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 
 import pytest
+import zxingcpp
+from PIL import Image
 
 from bot.engine.messages import Kind, Request
+from bot.services.crypto import normalize_card_code
 from storage.sessions import Session
 from tests.chat import Chat, join
 
@@ -48,6 +52,9 @@ async def test_join_by_taps_shows_a_card(bot) -> None:  # type: ignore[no-untype
     assert member.platform == "蜂鸟配送" and member.work_kind == "delivery_rider"
     assert [c.notice_version for c in consents] == ["2026-11"]
     assert app.keyring.decrypt(member.phone_enc) == "13800138000"
+    # What a staffer's phone reads from the picture is the card's code, and verifying accepts it.
+    [scanned] = zxingcpp.read_barcodes(Image.open(io.BytesIO(card.image)))
+    assert normalize_card_code(scanned.text) == member.card_code
 
 
 async def test_member_numbers_are_unique_and_sequential(bot) -> None:  # type: ignore[no-untyped-def]

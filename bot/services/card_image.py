@@ -8,15 +8,18 @@ from functools import lru_cache
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
+from bot.services.crypto import CARD_QR_PREFIX
+
 # Pillow's built-in bitmap font: Latin glyphs only, and ten times faster to draw than its FreeType one.
 _FONT = ImageFont.load_default_imagefont()
 
 
 @lru_cache(maxsize=1024)
 def card_png(code: str, member_number: str) -> bytes:
-    # A fixed version and mask: choosing the "best" mask costs milliseconds per card, and any mask scans.
-    qr = qrcode.QRCode(version=3, border=2, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0)
-    qr.add_data(f"GIGUNION-CARD:{code}")
+    # A fixed version and mask: choosing them costs more than drawing the card, and any mask scans.
+    # Version 2 holds the 22 characters with medium error correction.
+    qr = qrcode.QRCode(version=2, border=2, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=0)
+    qr.add_data(CARD_QR_PREFIX + code, optimize=0)
     qr.make(fit=False)
     # Drawn from the module matrix in one go: qrcode's own renderer draws each module separately.
     matrix = qr.get_matrix()
@@ -31,7 +34,7 @@ def card_png(code: str, member_number: str) -> bytes:
     draw.text((10, qr_img.height + 6), member_number, fill=0, font=_FONT)
     draw.text((10, qr_img.height + 24), f"{code[:4]}-{code[4:]}", fill=0, font=_FONT)
     out = io.BytesIO()
-    card.convert("1").save(out, format="PNG")
+    card.convert("1", dither=Image.Dither.NONE).save(out, format="PNG")
     return out.getvalue()
 
 

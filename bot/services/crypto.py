@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 # Crockford's base32 alphabet: no I, L, O or U, so a code read aloud or typed from a screen is unambiguous.
 _CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CODE_FIXUPS = str.maketrans({"I": "1", "L": "1", "O": "0", "U": "V"})
+# What the card's QR code holds before the code, so a phone's scanner shows what it has read.
+CARD_QR_PREFIX = "GIGUNION-CARD:"
 
 
 def _derive(secret: str, purpose: str) -> bytes:
@@ -48,8 +50,10 @@ class Keyring:
 
 
 def normalize_card_code(typed: str) -> str:
-    """What staff type, read as a stored code: case, dashes, spaces and look-alike letters forgiven."""
-    return "".join(ch for ch in typed.upper() if ch.isalnum()).translate(_CODE_FIXUPS)
+    """What staff type or scan, read as a stored code: the QR code's prefix, case, dashes, spaces and
+    look-alike letters forgiven."""
+    typed = typed.strip().upper().removeprefix(CARD_QR_PREFIX)
+    return "".join(ch for ch in typed if ch.isalnum()).translate(_CODE_FIXUPS)
 
 
 def format_card_code(code: str) -> str:
