@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage.audit import Audit
-from storage.group_commit import GroupCommit, SharedConnection
+from storage.group_commit import OWN_TRANSACTIONS, GroupCommit, SharedConnection
 from storage.members import Members
 from storage.outbox import Outbox
 from storage.sessions import Sessions
@@ -39,7 +39,8 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if not conn.info.get(OWN_TRANSACTIONS):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:

@@ -28,6 +28,9 @@ from storage.sqlite_direct import Pipeline, prepare
 
 R = TypeVar("R")
 
+# Marks the connection whose transactions the pipeline begins and ends (SQLAlchemy must not begin one).
+OWN_TRANSACTIONS = "gigunion_own_transactions"
+
 
 class SharedConnection:
     """The connection as a transaction's turns see it: their statements go to SQLite's thread together
@@ -54,23 +57,33 @@ class SharedConnection:
         `rows` and `key` (say, one user's session: saved, then deleted), only the last one runs."""
         self._deferred.setdefault(rows, {})[key] = (statement, parameters)
 
-    async def flush(self) -> None:
+    def _last_writes(self) -> list[tuple[Any, Any]]:
+        """The deferred statements, one executemany for each statement."""
+        by_statement: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
         for pending in self._deferred.values():
-            by_statement: dict[int, tuple[Any, list[dict[str, Any]]]] = {}
             for statement, parameters in pending.values():
                 by_statement.setdefault(id(statement), (statement, []))[1].append(parameters)
-            for statement, many in by_statement.values():
-                await self.execute(statement, many)
         self._deferred.clear()
+        return list(by_statement.values())
 
     async def commit(self) -> None:
-        await self.flush()
-        await self._conn.commit()
+        last_writes = []
+        for statement, many in self._last_writes():
+            prepared = prepare(statement, self.dialect, tuple(sorted(many[0])))
+            if prepared is None:
+                await self.execute(statement, many)
+            else:
+                last_writes.append((prepared, many))
+        await self._pipeline.commit(last_writes)
+        await self._sqlalchemy_done()
 
     async def rollback(self) -> None:
-        # A cancelled turn may have left a statement on its way: it must not run after the ROLLBACK,
-        # outside any transaction.
-        await self._pipeline.idle()
+        await self._pipeline.rollback()
+        await self._sqlalchemy_done()
+
+    async def _sqlalchemy_done(self) -> None:
+        # A statement SQLAlchemy ran itself opened a transaction in its books (not in SQLite, where the
+        # pipeline's transaction was already open): close it there too.
         if self._conn.in_transaction():
             await self._conn.rollback()
 
@@ -122,6 +135,7 @@ class GroupCommit:
     async def _connection(self) -> tuple[AsyncConnection, Pipeline]:
         if self._conn is None or self._conn.closed or self._pipeline is None:
             self._conn = await self.engine.connect()
+            self._conn.info[OWN_TRANSACTIONS] = True
             self._pipeline = Pipeline((await self._conn.get_raw_connection()).driver_connection)
         return self._conn, self._pipeline
 
@@ -130,7 +144,7 @@ class GroupCommit:
         """A transaction of its own on the shared connection, between batches."""
         async with self._gate:
             conn, pipeline = await self._connection()
-            await conn.begin()
+            await pipeline.begin()
             shared = SharedConnection(conn, pipeline, deferring=deferring)
             try:
                 yield shared
@@ -188,7 +202,7 @@ class GroupCommit:
         await self._gate.acquire()
         try:
             conn, pipeline = await self._connection()
-            await conn.begin()
+            await pipeline.begin()
             # The batch is those who queued while the one before it held the connection, and those who
             # come in its first moments. Later turns wait for the next batch: a batch that kept
             # admitting would keep its first turns waiting.
@@ -208,10 +222,8 @@ class GroupCommit:
                 with contextlib.suppress(Exception):
                     await batch.shared.commit()
                     committed = True
-            if not committed and batch.shared is not None:
+            if not committed and batch.shared is not None:  # (with no `shared`, BEGIN itself failed)
                 await batch.shared.rollback()
-            elif not committed and self._conn is not None and self._conn.in_transaction():
-                await self._conn.rollback()
         finally:
             self._gate.release()
             batch.committed.set_result(committed)

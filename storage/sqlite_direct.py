@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -79,17 +79,36 @@ class Pipeline:
         self._draining: asyncio.Task[None] | None = None
 
     async def execute(self, prepared: Prepared, parameters: Any) -> IteratorResult:
-        many = isinstance(parameters, Sequence) and not isinstance(parameters, str | bytes)
-        args = [prepared.arguments(p) for p in parameters] if many else prepared.arguments(parameters)
+        sql, args, many = _bound(prepared, parameters)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((prepared.sql, args, many, future))
+        self._queue.append((sql, args, many, future))
         if self._draining is None:
             self._draining = asyncio.ensure_future(self._drain())
         try:
             description, rows, rowcount = await future
         except sqlite3.Error as e:
-            raise DBAPIError.instance(prepared.sql, args, e, sqlite3.Error) from e
+            raise DBAPIError.instance(sql, args, e, sqlite3.Error) from e
         return prepared.result(description, rows, rowcount)
+
+    # The transaction is ours, not SQLAlchemy's: BEGIN and COMMIT through it would cost a trip and its
+    # execution layer each, where COMMIT can ride with the transaction's last writes.
+    async def begin(self) -> None:
+        async with self.lock:
+            await _raising_dbapi_errors("BEGIN IMMEDIATE", self.driver.begin_immediate())
+
+    async def commit(self, last_writes: list[tuple[Prepared, Any]]) -> None:
+        """Run `last_writes`, then COMMIT, in one trip. If any fails, nothing is committed and this raises."""
+        await self.idle()
+        async with self.lock:
+            statements = [_bound(prepared, parameters) for prepared, parameters in last_writes]
+            await _raising_dbapi_errors("COMMIT", self.driver.commit_after(statements))
+
+    async def rollback(self) -> None:
+        # A cancelled turn may have left a statement on its way: it must not run after the ROLLBACK,
+        # outside any transaction.
+        await self.idle()
+        async with self.lock:
+            await _raising_dbapi_errors("ROLLBACK", self.driver.rollback_if_open())
 
     async def idle(self) -> None:
         """Return once every statement handed to the pipeline has been run."""
@@ -114,3 +133,16 @@ class Pipeline:
                         future.set_result(outcome)
         finally:
             self._draining = None
+
+
+def _bound(prepared: Prepared, parameters: Any) -> tuple[str, Any, bool]:
+    many = isinstance(parameters, Sequence) and not isinstance(parameters, str | bytes)
+    args = [prepared.arguments(p) for p in parameters] if many else prepared.arguments(parameters)
+    return prepared.sql, args, many
+
+
+async def _raising_dbapi_errors(sql: str, work: Awaitable[None]) -> None:
+    try:
+        await work
+    except sqlite3.Error as e:
+        raise DBAPIError.instance(sql, (), e, sqlite3.Error) from e

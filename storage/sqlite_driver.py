@@ -84,6 +84,21 @@ class OneTripCursor:
         self._rows = []
 
 
+def _begin(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def _commit_after(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]]) -> None:
+    for sql, params, many in statements:
+        _run(conn, sql, params, many)  # the first failure stops here, before COMMIT
+    conn.execute("COMMIT")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
@@ -92,6 +107,17 @@ class OneTripConnection(aiosqlite.Connection):
         """Run (sql, parameters, executemany?) statements in order, in one trip: for each, its
         (description, rows, rowcount) or the sqlite3 error it raised."""
         return await self._execute(_run_all, self._conn, statements)
+
+    async def begin_immediate(self) -> None:
+        await self._execute(_begin, self._conn)
+
+    async def commit_after(self, statements: list[tuple[str, Any, bool]]) -> None:
+        """Run the statements, then COMMIT, in one trip; if one fails, it raises and nothing is committed
+        (the transaction stays open for the caller to roll back)."""
+        await self._execute(_commit_after, self._conn, statements)
+
+    async def rollback_if_open(self) -> None:
+        await self._execute(_rollback, self._conn)
 
 
 def one_trip_creator(path: str):  # type: ignore[no-untyped-def]

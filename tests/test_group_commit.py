@@ -111,3 +111,52 @@ async def test_writes_deferred_to_the_batch_end_keep_the_order_they_were_made_in
     async with db.transaction() as tx:
         saved = await tx.sessions.get("telegram:1")
     assert saved is not None and saved.step == "main"
+
+
+async def test_a_last_write_that_fails_commits_nothing_of_its_batch(db: Database) -> None:
+    from sqlalchemy import insert
+
+    from storage.schema import identities
+
+    orphan = insert(identities).values(user_key="x:1", member_id=999, channel="x", linked_at=NOW, unreachable=False)
+
+    def turn(name: str, bad: bool = False):  # type: ignore[no-untyped-def]
+        async def fn(tx) -> str:  # type: ignore[no-untyped-def]
+            await tx.audit.record(NOW, "test", name)
+            if bad:  # written at the end of the transaction, with the COMMIT: no member 999, so it fails
+                tx.conn.defer("identities", name, orphan, {})
+            return name
+
+        return fn
+
+    results = await asyncio.gather(
+        *(db.run_turn(turn(f"t{i}")) for i in range(8)), db.run_turn(turn("bad", bad=True)), return_exceptions=True
+    )
+    assert sum(isinstance(r, Exception) for r in results) == 1
+    assert await actions(db) == sorted(f"t{i}" for i in range(8))
+
+
+async def test_statements_sqlalchemy_runs_itself_share_the_transaction(db: Database) -> None:
+    from sqlalchemy import insert, select
+
+    from storage.schema import sessions
+
+    async def fn(tx) -> None:  # type: ignore[no-untyped-def]
+        # `data`, `choices` and `version` left out: SQLAlchemy fills in their defaults as it executes.
+        await tx.conn.execute(insert(sessions).values(user_key="x:1", flow="menu"))
+        await tx.audit.record(NOW, "test", "with-defaults")
+
+    await asyncio.gather(*(db.run_turn(fn) if i == 0 else db.run_turn(turn_noop) for i in range(5)))
+    async with db.transaction() as tx:
+        row = (await tx.conn.execute(select(sessions).where(sessions.c.user_key == "x:1"))).one()
+    assert (row.data, row.choices, row.version) == ("{}", "[]", 0) and "with-defaults" in await actions(db)
+    with pytest.raises(ValueError):
+        async with db.transaction() as tx:
+            await tx.conn.execute(insert(sessions).values(user_key="x:2"))
+            raise ValueError("rolled back")
+    async with db.transaction() as tx:
+        assert (await tx.conn.execute(select(sessions).where(sessions.c.user_key == "x:2"))).first() is None
+
+
+async def turn_noop(tx) -> None:  # type: ignore[no-untyped-def]
+    await tx.audit.record(NOW, "test", "noop")
