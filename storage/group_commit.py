@@ -49,8 +49,7 @@ class SharedConnection:
         prepared = prepare(statement, self.dialect, tuple(sorted(first or ())))
         if prepared is not None:
             return await self._pipeline.execute(prepared, parameters)
-        async with self._pipeline.lock:
-            return await self._conn.execute(statement, parameters)
+        return await self._pipeline.run_sqlalchemy(lambda: self._conn.execute(statement, parameters))
 
     def defer(self, rows: str, key: Hashable, statement: Any, parameters: dict[str, Any]) -> None:
         """Run `statement` just before the transaction commits. Of the statements deferred for the same
@@ -144,7 +143,7 @@ class GroupCommit:
         """A transaction of its own on the shared connection, between batches."""
         async with self._gate:
             conn, pipeline = await self._connection()
-            await pipeline.begin()
+            pipeline.begin()
             shared = SharedConnection(conn, pipeline, deferring=deferring)
             try:
                 yield shared
@@ -202,7 +201,7 @@ class GroupCommit:
         await self._gate.acquire()
         try:
             conn, pipeline = await self._connection()
-            await pipeline.begin()
+            pipeline.begin()
             # The batch is those who queued while the one before it held the connection, and those who
             # come in its first moments. Later turns wait for the next batch: a batch that kept
             # admitting would keep its first turns waiting.

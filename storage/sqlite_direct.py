@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Dialect, IteratorResult
 from sqlalchemy.engine.result import SimpleResultMetaData
@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from storage.sqlite_driver import OneTripConnection
 
 Processor = Callable[[Any], Any] | None
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Pipeline:
         self.lock = asyncio.Lock()
         self._queue: list[tuple[str, Any, bool, asyncio.Future[Any]]] = []
         self._draining: asyncio.Task[None] | None = None
+        self._begin_pending = False
 
     async def execute(self, prepared: Prepared, parameters: Any) -> IteratorResult:
         sql, args, many = _bound(prepared, parameters)
@@ -91,23 +93,37 @@ class Pipeline:
         return prepared.result(description, rows, rowcount)
 
     # The transaction is ours, not SQLAlchemy's: BEGIN and COMMIT through it would cost a trip and its
-    # execution layer each, where COMMIT can ride with the transaction's last writes.
-    async def begin(self) -> None:
+    # execution layer each, where BEGIN can ride with the transaction's first statements and COMMIT
+    # with its last writes.
+    def begin(self) -> None:
+        """Begin a transaction (BEGIN IMMEDIATE: it holds the write lock from its first read) with the
+        next trip. Should that BEGIN fail, so does every statement that was to follow it."""
+        self._begin_pending = True
+
+    async def run_sqlalchemy(self, work: Callable[[], Awaitable[R]]) -> R:
+        """Run a statement through SQLAlchemy's own execution, in the pipeline's transaction."""
         async with self.lock:
-            await _raising_dbapi_errors("BEGIN IMMEDIATE", self.driver.begin_immediate())
+            if self._begin_pending:
+                self._begin_pending = False
+                await _raising_dbapi_errors("BEGIN IMMEDIATE", self.driver.begin_immediate())
+            return await work()
 
     async def commit(self, last_writes: list[tuple[Prepared, Any]]) -> None:
         """Run `last_writes`, then COMMIT, in one trip. If any fails, nothing is committed and this raises."""
         await self.idle()
         async with self.lock:
             statements = [_bound(prepared, parameters) for prepared, parameters in last_writes]
-            await _raising_dbapi_errors("COMMIT", self.driver.commit_after(statements))
+            begin, self._begin_pending = self._begin_pending, False
+            if begin and not statements:
+                return  # nothing was run: no transaction to end
+            await _raising_dbapi_errors("COMMIT", self.driver.commit_after(statements, begin=begin))
 
     async def rollback(self) -> None:
         # A cancelled turn may have left a statement on its way: it must not run after the ROLLBACK,
         # outside any transaction.
         await self.idle()
         async with self.lock:
+            self._begin_pending = False
             await _raising_dbapi_errors("ROLLBACK", self.driver.rollback_if_open())
 
     async def idle(self) -> None:
@@ -120,8 +136,10 @@ class Pipeline:
             while self._queue:
                 async with self.lock:
                     batch, self._queue = self._queue, []
+                    begin, self._begin_pending = self._begin_pending, False
                     try:
-                        outcomes = await self.driver.run_all([(sql, args, many) for sql, args, many, _ in batch])
+                        statements = [(sql, args, many) for sql, args, many, _ in batch]
+                        outcomes = await self.driver.run_all(statements, begin=begin)
                     except BaseException as e:  # the thread itself failed: every statement did
                         outcomes = [e] * len(batch)
                 for (*_, future), outcome in zip(batch, outcomes, strict=True):

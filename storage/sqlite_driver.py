@@ -29,7 +29,12 @@ def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> tuple:
         cursor.close()
 
 
-def _run_all(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]]) -> list[Any]:
+def _run_all(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]], begin: bool) -> list[Any]:
+    if begin:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:  # outside a transaction, none of them may run
+            return [e] * len(statements)
     outcomes: list[Any] = []
     for sql, params, many in statements:
         try:
@@ -88,7 +93,9 @@ def _begin(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
 
 
-def _commit_after(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]]) -> None:
+def _commit_after(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]], begin: bool) -> None:
+    if begin:
+        _begin(conn)
     for sql, params, many in statements:
         _run(conn, sql, params, many)  # the first failure stops here, before COMMIT
     conn.execute("COMMIT")
@@ -103,18 +110,18 @@ class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
-    async def run_all(self, statements: list[tuple[str, Any, bool]]) -> list[Any]:
-        """Run (sql, parameters, executemany?) statements in order, in one trip: for each, its
-        (description, rows, rowcount) or the sqlite3 error it raised."""
-        return await self._execute(_run_all, self._conn, statements)
+    async def run_all(self, statements: list[tuple[str, Any, bool]], *, begin: bool = False) -> list[Any]:
+        """Run (sql, parameters, executemany?) statements in order, in one trip, after BEGIN IMMEDIATE if
+        `begin`: for each, its (description, rows, rowcount) or the sqlite3 error it raised."""
+        return await self._execute(_run_all, self._conn, statements, begin)
 
     async def begin_immediate(self) -> None:
         await self._execute(_begin, self._conn)
 
-    async def commit_after(self, statements: list[tuple[str, Any, bool]]) -> None:
-        """Run the statements, then COMMIT, in one trip; if one fails, it raises and nothing is committed
-        (the transaction stays open for the caller to roll back)."""
-        await self._execute(_commit_after, self._conn, statements)
+    async def commit_after(self, statements: list[tuple[str, Any, bool]], *, begin: bool = False) -> None:
+        """Run the statements (after BEGIN IMMEDIATE if `begin`), then COMMIT, in one trip; if one fails,
+        it raises and nothing is committed (the transaction stays open for the caller to roll back)."""
+        await self._execute(_commit_after, self._conn, statements, begin)
 
     async def rollback_if_open(self) -> None:
         await self._execute(_rollback, self._conn)
