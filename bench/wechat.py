@@ -160,6 +160,8 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     checked: int = 0
+    server_cpu: float = 0.0  # seconds of CPU the server process used while measured
+    client_cpu: float = 0.0  # and the load generator
 
     @property
     def rps(self) -> float:
@@ -204,13 +206,30 @@ def opens(xml: str) -> bool:
     return "<Content>" in inner
 
 
-async def load(name: str, port: int, clients: int, seconds: float, warmup: float) -> Result:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(name: str, port: int, clients: int, seconds: float, warmup: float, server: int) -> Result:
     import aiohttp
 
     result = Result(name, clients, seconds)
     url = f"http://{HOST}:{port}/wechat"
+    # Encrypted before the clock starts, so the load generator spends its share of the CPU on HTTP only.
+    per_client = int(seconds + warmup + 1) * 40
+    messages = [[encrypted(f"oBench{name[:4]}{i:05d}", "菜单") for _ in range(per_client)] for i in range(clients)]
     started = time.perf_counter()
     measure_from, stop_at = started + warmup, started + warmup + seconds
+
+    async def account() -> None:
+        await asyncio.sleep(warmup)
+        server_cpu, own_cpu = cpu_seconds(server), time.process_time()
+        await asyncio.sleep(seconds)
+        result.server_cpu = cpu_seconds(server) - server_cpu
+        result.client_cpu = time.process_time() - own_cpu
+
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -218,7 +237,7 @@ async def load(name: str, port: int, clients: int, seconds: float, warmup: float
             openid = f"oBench{name[:4]}{i:05d}"
             n = 0
             while (now := time.perf_counter()) < stop_at:
-                params, body = encrypted(openid, "菜单")
+                params, body = messages[i].pop() if messages[i] else encrypted(openid, "菜单")
                 t0 = time.perf_counter()
                 try:
                     async with session.post(url, params=params, data=body) as response:
@@ -239,7 +258,7 @@ async def load(name: str, port: int, clients: int, seconds: float, warmup: float
                             result.errors += 1
                 del now
 
-        await asyncio.gather(*(user(i) for i in range(clients)))
+        await asyncio.gather(account(), *(user(i) for i in range(clients)))
     return result
 
 
@@ -279,7 +298,9 @@ def sqlite_modes(path: Path) -> str:
 def line(r: Result) -> str:
     return (
         f"{r.name:<22} {r.clients:>4} clients  {r.rps:>8.0f} req/s  p50 {r.pct(50):>6.1f} ms  "
-        f"p99 {r.pct(99):>6.1f} ms  max {r.pct(100):>6.1f} ms  errors {r.errors}  (decrypted {r.checked})"
+        f"p99 {r.pct(99):>6.1f} ms  max {r.pct(100):>6.1f} ms  errors {r.errors}  (decrypted {r.checked})  "
+        f"CPU a request: server {r.server_cpu / max(1, len(r.latencies)) * 1000:.2f} ms, "
+        f"load generator {r.client_cpu / max(1, len(r.latencies)) * 1000:.2f} ms"
     )
 
 
@@ -305,18 +326,20 @@ def main() -> None:
         processes, bare_port, bot_port, adapter_port = start_servers(workdir)
         try:
 
+            bare, bot, adapter = (p.pid for p in processes)
+
             async def run() -> list[Result]:
                 await wait_ready(bare_port, processes)
                 await wait_ready(bot_port, processes)
                 await wait_ready(adapter_port, processes)
                 results = []
                 if args.single_seconds:
-                    results.append(await load("bare, one at a time", bare_port, 1, args.single_seconds, 0.5))
-                    results.append(await load("bot, one at a time", bot_port, 1, args.single_seconds, 0.5))
+                    results.append(await load("bare, one at a time", bare_port, 1, args.single_seconds, 0.5, bare))
+                    results.append(await load("bot, one at a time", bot_port, 1, args.single_seconds, 0.5, bot))
                 clients, seconds, warmup = args.clients, args.seconds, args.warmup
-                results.append(await load("channel, canned turn", adapter_port, clients, seconds, warmup))
-                results.append(await load("bare decrypt+echo", bare_port, clients, seconds, warmup))
-                results.append(await load("gigunion serve", bot_port, clients, seconds, warmup))
+                results.append(await load("channel, canned turn", adapter_port, clients, seconds, warmup, adapter))
+                results.append(await load("bare decrypt+echo", bare_port, clients, seconds, warmup, bare))
+                results.append(await load("gigunion serve", bot_port, clients, seconds, warmup, bot))
                 return results
 
             results = asyncio.run(run())
