@@ -325,7 +325,6 @@ def main() -> None:
         workdir = Path(tmp)
         processes, bare_port, bot_port, adapter_port = start_servers(workdir)
         try:
-
             bare, bot, adapter = (p.pid for p in processes)
 
             async def run() -> list[Result]:

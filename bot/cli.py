@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from bot.config import Settings, load_settings
-from bot.runtime import running_bot
+from bot.runtime import running_bot, settle_heap
 from bot.services.membership import verify_card
 from storage.staff import ROLES
 
@@ -91,6 +91,7 @@ def serve(
             # uvicorn re-raises the SIGTERM it caught once it has stopped; with the default handler that
             # would kill the process before the channels and the database are closed below.
             signal.signal(signal.SIGTERM, lambda *_: None)
+            settle_heap()
             await uvicorn.Server(uvicorn.Config(web, host=host, port=port, log_level="warning")).serve()
 
     run(go())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +48,18 @@ async def running_bot(settings: Settings, *, group_commit: bool = True) -> Async
                 await housekeeping
     finally:
         await db.close()
+
+
+def settle_heap() -> None:
+    """Call once a long-running process has started. The objects made so far (modules, templates,
+    compiled statements: most of the heap) live as long as the process; leaving them to the garbage
+    collector would make each of its full collections walk them all, stalling every conversation
+    in flight by tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
+    # Most of what a turn allocates dies with it, freed by reference counting; collecting the young
+    # generation every 700 allocations (the default) spent about 5 % of a busy server's time.
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
 
 
 async def tidy(app: BotContext) -> None:

@@ -42,7 +42,7 @@ from bot.engine.messages import Outgoing
 from bot.handlers.telegram_incoming import to_incoming
 from bot.handlers.telegram_render import Renderer
 from bot.locale import normalize_lang
-from bot.runtime import running_bot
+from bot.runtime import running_bot, settle_heap
 from bot.services.outbox import OutboxSender, enqueue
 from bot.services.telegram_delivery import TelegramDeliverer, classify
 from bot.validation import source_code
@@ -288,6 +288,7 @@ async def run_polling(settings: Settings) -> None:
     try:
         async with running_bot(settings) as (app, dispatcher), running_channel(app, dispatcher, polling=True) as ch:
             await ch.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)  # type: ignore[union-attr]
+            settle_heap()
             log.info("telegram: polling as @%s", ch.bot.username)
             await stop.wait()
             log.info("telegram: stopping")

@@ -127,7 +127,8 @@ class WeChatCallback:
 
     async def _answer(self, msg: Any) -> str:
         inbound = to_inbound(msg)
-        log.debug("wechat %s from %s", msg._data.get("MsgType"), hashed(msg.source))
+        if log.isEnabledFor(logging.DEBUG):  # the hash is worth computing only when it is written
+            log.debug("wechat %s from %s", msg._data.get("MsgType"), hashed(msg.source))
         if inbound.subscribed is not None:
             async with self.app.db.transaction() as tx:
                 await tx.members.set_unreachable(f"wechat:{msg.source}", not inbound.subscribed)
