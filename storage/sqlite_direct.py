@@ -33,21 +33,22 @@ R = TypeVar("R")
 @dataclass(frozen=True)
 class Prepared:
     sql: str
-    compiled: Any
     names: tuple[str, ...]  # the positional parameters, in order
     binds: tuple[Processor, ...]
+    fixed: dict[str, Any]  # values the statement itself holds (literals, bindparam(value=...))
     keys: tuple[str, ...]  # the result columns
     results: tuple[Processor, ...]
+    metadata: SimpleResultMetaData | None
 
     def arguments(self, parameters: dict[str, Any] | None) -> tuple[Any, ...]:
-        values = self.compiled.construct_params(parameters)
+        values = {**self.fixed, **parameters} if parameters else self.fixed
         return tuple(values[n] if p is None else p(values[n]) for n, p in zip(self.names, self.binds, strict=True))
 
     def result(self, description: Any, rows: list[Any], rowcount: int) -> IteratorResult:
-        keys = self.keys or tuple(d[0] for d in description or ())
+        metadata = self.metadata or SimpleResultMetaData([d[0] for d in description or ()])
         if any(self.results):
             rows = [tuple(v if p is None else p(v) for v, p in zip(row, self.results, strict=True)) for row in rows]
-        result = IteratorResult(SimpleResultMetaData(keys), iter(rows))
+        result = IteratorResult(metadata, iter(rows))
         result.rowcount = rowcount  # type: ignore[attr-defined]
         return result
 
@@ -55,17 +56,27 @@ class Prepared:
 @lru_cache(maxsize=256)  # keeps the statements it has seen alive, so their identity stays theirs
 def prepare(statement: Any, dialect: Dialect, column_keys: tuple[str, ...]) -> Prepared | None:
     compiled = statement.compile(dialect=dialect, column_keys=list(column_keys))
-    if compiled.insert_prefetch or compiled.update_prefetch or compiled.post_compile_params:
+    if (
+        compiled.insert_prefetch
+        or compiled.update_prefetch
+        or compiled.post_compile_params
+        or compiled.escaped_bind_names
+    ):
         return None
-    binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in compiled.positiontup)
+    names = tuple(compiled.positiontup)
+    # Values the caller must give are left out: one missing is a KeyError in `arguments`, not a NULL.
+    given = compiled.construct_params(_check=False)
+    fixed = {n: given[n] for n in names if not compiled.binds[n].required}
     columns = list(getattr(statement, "exported_columns", ()))
+    keys = tuple(c.key for c in columns)
     return Prepared(
         sql=str(compiled),
-        compiled=compiled,
-        names=tuple(compiled.positiontup),
-        binds=binds,
-        keys=tuple(c.key for c in columns),
+        names=names,
+        binds=tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names),
+        fixed=fixed,
+        keys=keys,
         results=tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns),
+        metadata=SimpleResultMetaData(keys) if keys else None,
     )
 
 

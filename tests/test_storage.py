@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import bindparam
+
 from storage import Database
 
 
@@ -54,3 +57,15 @@ async def test_a_member_marked_unreachable_is_reachable_again_once_they_write(bo
     async with app.db.transaction() as tx:
         member = await tx.members.by_user_key("telegram:77")
         assert [i.unreachable for i in await tx.members.identities(member.id)] == [False]
+
+
+async def test_a_statement_missing_a_value_is_refused_not_run_with_null(bot) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import insert
+
+    from storage.schema import consents
+
+    app, _ = bot
+    statement = insert(consents).values(member_id=bindparam("member_id"), notice_version="v", agreed_at=bindparam("at"))
+    with pytest.raises(KeyError):
+        async with app.db.transaction() as tx:
+            await tx.conn.execute(statement, {"member_id": 1})
