@@ -9,7 +9,9 @@ client is one WeChat user that sends its next message when the answer to the las
     .venv/bin/python bench/wechat.py --clients 100 --seconds 10
 
 Prints requests/s and p50/p99 latency of both, their ratio, and the environment. A third server, the
-WeChat channel in front of a canned turn, shows what the channel itself costs. Loopback only.
+WeChat channel in front of a canned turn, shows what the channel itself costs. Last, the same clients
+pause between messages (`--think`, as people do: reading the answer, typing the next one), which
+gives the latency users feel while the server is busy but not flooded. Loopback only.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def run_adapter_server(port: int, workdir: str) -> None:
     from bot.config import Settings
     from bot.engine.messages import OutButton, Outgoing
     from bot.handlers.wechat import wechat_channel
-    from bot.runtime import running_bot
+    from bot.runtime import running_bot, settle_heap
     from bot.web import create_app
 
     answer = [Outgoing("请问要办什么？", (OutButton("加入工会", "a|open:join"), OutButton("English", "a|lang")))]
@@ -90,6 +92,7 @@ def run_adapter_server(port: int, workdir: str) -> None:
         )
         async with running_bot(settings) as (app, _), wechat_channel(app, CannedTurns()) as routes:  # type: ignore[arg-type]
             web = create_app(routes)
+            settle_heap()  # as `gigunion serve` does
             await uvicorn.Server(uvicorn.Config(web, host=HOST, port=port, log_level="warning")).serve()
 
     asyncio.run(serve())
@@ -212,7 +215,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def load(name: str, port: int, clients: int, seconds: float, warmup: float, server: int) -> Result:
+async def load(
+    name: str, port: int, clients: int, seconds: float, warmup: float, server: int, think: float = 0.0
+) -> Result:
     import aiohttp
 
     result = Result(name, clients, seconds)
@@ -236,6 +241,7 @@ async def load(name: str, port: int, clients: int, seconds: float, warmup: float
         async def user(i: int) -> None:
             openid = f"oBench{name[:4]}{i:05d}"
             n = 0
+            await asyncio.sleep(think * i / clients)  # the first messages spread over one think time
             while (now := time.perf_counter()) < stop_at:
                 params, body = messages[i].pop() if messages[i] else encrypted(openid, "菜单")
                 t0 = time.perf_counter()
@@ -257,6 +263,8 @@ async def load(name: str, port: int, clients: int, seconds: float, warmup: float
                         if not opens(text):
                             result.errors += 1
                 del now
+                if think:
+                    await asyncio.sleep(think)
 
         await asyncio.gather(account(), *(user(i) for i in range(clients)))
     return result
@@ -309,6 +317,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=10.0, help="measured time per run")
     ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--think", type=float, default=1.0, help="seconds between a client's messages (paced runs)")
     ap.add_argument("--single-seconds", type=float, default=3.0, help="one client at a time (0 to skip)")
     ap.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     ap.add_argument("--adapter-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -339,6 +348,9 @@ def main() -> None:
                 results.append(await load("channel, canned turn", adapter_port, clients, seconds, warmup, adapter))
                 results.append(await load("bare decrypt+echo", bare_port, clients, seconds, warmup, bare))
                 results.append(await load("gigunion serve", bot_port, clients, seconds, warmup, bot))
+                paced = f"{args.think:g}s think"
+                results.append(await load(f"bare, {paced}", bare_port, clients, seconds, warmup, bare, args.think))
+                results.append(await load(f"bot, {paced}", bot_port, clients, seconds, warmup, bot, args.think))
                 return results
 
             results = asyncio.run(run())
@@ -352,13 +364,14 @@ def main() -> None:
             print("  " + env_line)
         for r in results:
             print(line(r))
-        adapter, bare, bot = results[-3], results[-2], results[-1]
+        adapter, bare, bot, _, paced = results[-5:]
         print(f"channel alone (canned turn) / bare: {adapter.rps / bare.rps:.2f}")
         print(
             f"throughput ratio bot/bare: {bot.rps / bare.rps:.2f} (target >= 0.5); "
             f"bot p99 {bot.pct(99):.1f} ms at {bot.clients} clients (target < 100 ms); "
             f"p50 spread {statistics.median(bot.latencies) / statistics.median(bare.latencies):.1f}x"
         )
+        print(f"with {args.think:g}s think time: bot p99 {paced.pct(99):.1f} ms at {paced.clients} clients")
 
 
 if __name__ == "__main__":
