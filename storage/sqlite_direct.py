@@ -108,15 +108,16 @@ class Pipeline:
     # with its last writes.
     def begin(self) -> None:
         """Begin a transaction (BEGIN IMMEDIATE: it holds the write lock from its first read) with the
-        next trip. Should that BEGIN fail, so does every statement that was to follow it."""
+        next trip. Should that BEGIN fail, so does every statement of the trip, and the next trip tries
+        to begin it again."""
         self._begin_pending = True
 
     async def run_sqlalchemy(self, work: Callable[[], Awaitable[R]]) -> R:
         """Run a statement through SQLAlchemy's own execution, in the pipeline's transaction."""
         async with self.lock:
             if self._begin_pending:
-                self._begin_pending = False
                 await _raising_dbapi_errors("BEGIN IMMEDIATE", self.driver.begin_immediate())
+                self._begin_pending = False
             return await work()
 
     async def commit(self, last_writes: list[tuple[Prepared, Any]]) -> None:
@@ -151,8 +152,10 @@ class Pipeline:
                     try:
                         statements = [(sql, args, many) for sql, args, many, _ in batch]
                         outcomes = await self.driver.run_all(statements, begin=begin)
-                    except BaseException as e:  # the thread itself failed: every statement did
+                    except BaseException as e:  # BEGIN, or the thread itself, failed: every statement did
                         outcomes = [e] * len(batch)
+                        # Whatever this transaction runs next must still begin it, never run without one.
+                        self._begin_pending = begin
                 for (*_, future), outcome in zip(batch, outcomes, strict=True):
                     if future.done():
                         continue

@@ -31,10 +31,7 @@ def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> tuple:
 
 def _run_all(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]], begin: bool) -> list[Any]:
     if begin:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:  # outside a transaction, none of them may run
-            return [e] * len(statements)
+        conn.execute("BEGIN IMMEDIATE")  # if it fails, it raises: none of them may run outside a transaction
     outcomes: list[Any] = []
     for sql, params, many in statements:
         try:
@@ -112,7 +109,8 @@ class OneTripConnection(aiosqlite.Connection):
 
     async def run_all(self, statements: list[tuple[str, Any, bool]], *, begin: bool = False) -> list[Any]:
         """Run (sql, parameters, executemany?) statements in order, in one trip, after BEGIN IMMEDIATE if
-        `begin`: for each, its (description, rows, rowcount) or the sqlite3 error it raised."""
+        `begin`: for each, its (description, rows, rowcount) or the sqlite3 error it raised. Raises, having
+        run none of them, if BEGIN fails."""
         return await self._execute(_run_all, self._conn, statements, begin)
 
     async def begin_immediate(self) -> None:

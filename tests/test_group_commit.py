@@ -160,3 +160,23 @@ async def test_statements_sqlalchemy_runs_itself_share_the_transaction(db: Datab
 
 async def turn_noop(tx) -> None:  # type: ignore[no-untyped-def]
     await tx.audit.record(NOW, "test", "noop")
+
+
+async def test_a_transaction_that_could_not_begin_runs_nothing_outside_one(db: Database, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    async with db.transaction() as tx:
+        await tx.conn.execute(text("PRAGMA busy_timeout = 50"))
+    other_process = sqlite3.connect(tmp_path / "g.db", isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")  # holds the write lock: our BEGIN IMMEDIATE times out
+    async with db.transaction() as tx:
+        with pytest.raises(OperationalError):
+            await tx.audit.record(NOW, "test", "while-locked")
+        other_process.execute("ROLLBACK")
+        # The same transaction goes on: it begins now, so this write is committed with it, not on its own.
+        await tx.audit.record(NOW, "test", "after")
+    other_process.close()
+    assert await actions(db) == ["after"]
