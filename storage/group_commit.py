@@ -7,11 +7,12 @@ and then run interleaved in one transaction, so one turn's Python work overlaps 
 work, and BEGIN and COMMIT are paid once per batch.
 
 Every turn saves its session and marks its update as handled; those writes wait for the end of the
-batch and go in one executemany each. A turn's answer is released only after its batch commits. If
-any turn of a batch fails, or the commit does, the batch is rolled back and each of its turns runs
-again alone, in a transaction of its own, so the failure is that turn's alone. Turns must therefore
-be re-runnable (they build everything from the database) and change rows other users may also
-change only with single statements (an upsert, an INSERT … ON CONFLICT), never read-then-write.
+batch and go in one executemany each, in the same trip as COMMIT. A turn's answer is released only
+after its batch commits. If any turn of a batch fails, or the commit does, the batch is rolled back
+and each of its turns runs again alone, in a transaction of its own, so the failure is that turn's
+alone. Turns must therefore be re-runnable (they build everything from the database) and change rows
+other users may also change only with single statements (an upsert, an INSERT … ON CONFLICT), never
+read-then-write.
 """
 
 from __future__ import annotations

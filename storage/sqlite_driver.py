@@ -3,7 +3,8 @@
 SQLAlchemy's aiosqlite adapter makes a cursor, executes, fetches and closes it as four separate
 trips between the event loop and aiosqlite's thread; a turn of the bot runs half a dozen statements,
 so those trips, not SQLite, set the pace. This connection hands SQLAlchemy a cursor that does all
-four in the thread at once. Everything else is aiosqlite's own connection, unchanged.
+four in the thread at once, and runs a list of statements (with BEGIN before them or COMMIT after)
+in one trip for `storage.sqlite_direct`. Everything else is aiosqlite's own connection, unchanged.
 """
 
 from __future__ import annotations
