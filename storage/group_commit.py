@@ -156,6 +156,8 @@ class GroupCommit:
     async def close(self) -> None:
         async with self._gate:
             if self._conn is not None:
+                # Back in the pool, the connection is SQLAlchemy's to begin transactions on again.
+                self._conn.info.pop(OWN_TRANSACTIONS, None)
                 await self._conn.close()
                 self._conn = self._pipeline = None
 
