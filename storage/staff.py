@@ -14,15 +14,22 @@ from storage.dialect import upsert
 from storage.schema import staff
 
 ROLES = ("admin", "claims", "counsellor", "complaints", "broadcaster")
+ADMIN = "admin"  # may do everything any other role may
 _GET = select(staff).where(staff.c.user_key == bindparam("user_key"))  # asked on every menu
 
 
 @dataclass(frozen=True)
 class Staffer:
+    id: int
     user_key: str
     role: str
     name: str
     added_at: datetime
+
+    @property
+    def roles(self) -> frozenset[str]:
+        # One role a row today; access asks for a set so tools need not change if a staffer ever holds more.
+        return frozenset((self.role,))
 
 
 def staffer_from(values: Mapping[str, Any]) -> Staffer:

@@ -14,6 +14,7 @@ import traceback
 import unicodedata
 from datetime import timedelta
 
+from bot.engine.access import still_admitted
 from bot.engine.context import BotContext
 from bot.engine.flow import Turn
 from bot.engine.messages import Incoming, Kind, OutButton, Outgoing, Reply
@@ -110,6 +111,9 @@ class Dispatcher:
 
     async def _route(self, turn: Turn) -> None:
         inc, session = turn.incoming, turn.session
+        if not await still_admitted(turn):  # removed from staff, or left, since the last message
+            await turn.begin(HOME, "")
+            return
         if inc.kind is Kind.BUTTON:
             stamp_, _, payload = inc.payload.partition("|")
             if stamp_ != stamp(session.version) or payload not in {p for _, p in session.choices}:

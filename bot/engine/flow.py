@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.engine.access import ANYONE, Access
 from bot.engine.messages import Button, Incoming, Kind, Label, Reply, Request, T
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ class Flow:
     asks: dict[str, Ask] = field(default_factory=dict)
     handlers: dict[str, Handle] = field(default_factory=dict)
     entry: Start | None = None
-    # Shown in the main menu under this label key, to those for whom `visible` says yes.
+    # Who may enter and stay (checked on entry and at every message); see bot/engine/access.py.
+    access: Access = ANYONE
+    # Shown in the main menu under this label key, to those `access` admits and `visible` says yes to.
     menu_label: str | None = None
     visible: Callable[[Turn], Awaitable[bool]] | None = None
 
@@ -154,6 +157,9 @@ class Turn:
     async def begin(self, flow_name: str, payload: str = "") -> None:
         """Leave whatever flow the user was in and enter `flow_name` by its entry."""
         flow = self.app.flows[flow_name]
+        if not await flow.access.admits(self):
+            await flow.access.refuse(self)
+            flow_name, flow = "menu", self.app.flows["menu"]
         if flow.entry is None:
             raise LookupError(f"flow {flow_name} has no entry")
         self.session.flow, self.session.step, self.session.data = flow_name, None, {}
