@@ -1,5 +1,6 @@
 """The electronic membership card (我的会员证)."""
 
+from bot.engine.access import Access
 from bot.engine.flow import Flow, Turn
 from bot.services.card_image import card_png
 from bot.services.membership import card_context
@@ -21,14 +22,11 @@ flow = Flow(
     commands=("card",),
     words=("会员证", "我的会员证", "card", "my card"),
     menu_label="menu.card",
-    visible=is_member,
+    access=Access.members(refusal="card.not_member"),
 )
 
 
 @flow.start
 async def start(turn: Turn, payload: str) -> None:
-    if await turn.member() is None:
-        turn.say("card.not_member")
-    else:
-        await show_card(turn)
+    await show_card(turn)
     turn.finish()

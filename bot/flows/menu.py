@@ -15,7 +15,9 @@ async def start(turn: Turn, payload: str) -> None:
 async def ask_main(turn: Turn) -> None:
     turn.say("menu.prompt")
     for other in turn.app.flows.values():
-        if other.menu_label and (other.visible is None or await other.visible(turn)):
+        if not other.menu_label or not await other.access.admits(turn):
+            continue
+        if other.visible is None or await other.visible(turn):  # e.g. joining, shown to non-members
             turn.button(T(other.menu_label), f"open:{other.name}")
     turn.button(T("menu.switch_language"), "lang")
 

@@ -1,33 +1,25 @@
 """我的信息 (everything held about me) and 退出工会 (leave, with my data deleted)."""
 
+from bot.engine.access import Access
 from bot.engine.flow import Flow, Turn
 from bot.engine.messages import T
-from bot.flows.card import is_member
 from bot.services.membership import held_data, leave
 
-mydata = Flow(
-    "mydata", commands=("mydata",), words=("我的信息", "my data"), menu_label="menu.mydata", visible=is_member
-)
-leaving = Flow("leave", commands=("leave",), words=("退出工会", "退会", "leave the union"))
-
-
-async def _to_step_if_member(turn: Turn, step: str) -> None:
-    if await turn.member() is None:
-        turn.say("mydata.nothing_held")
-        turn.finish()
-    else:
-        turn.goto(step)
+# To someone we hold nothing about, "nothing is held" is the true answer, not a refusal.
+_MEMBERS = Access.members(refusal="mydata.nothing_held")
+mydata = Flow("mydata", commands=("mydata",), words=("我的信息", "my data"), menu_label="menu.mydata", access=_MEMBERS)
+leaving = Flow("leave", commands=("leave",), words=("退出工会", "退会", "leave the union"), access=_MEMBERS)
 
 
 @mydata.start
 async def start_mydata(turn: Turn, payload: str) -> None:
-    await _to_step_if_member(turn, "view")
+    turn.goto("view")
 
 
 @mydata.ask("view")
 async def ask_view(turn: Turn) -> None:
     member = await turn.member()
-    if member is None:  # left meanwhile on another channel
+    if member is None:  # only when an error answer re-asks after leaving; the next message goes home
         turn.say("mydata.nothing_held")
         turn.finish()
         return
@@ -49,7 +41,7 @@ async def on_view(turn: Turn) -> None:
 
 @leaving.start
 async def start_leave(turn: Turn, payload: str) -> None:
-    await _to_step_if_member(turn, "confirm")
+    turn.goto("confirm")
 
 
 @leaving.ask("confirm")
