@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime, timedelta
 
 from bot.config import Settings
 from bot.engine.context import BotContext
@@ -16,7 +14,9 @@ from bot.engine.dispatcher import Dispatcher
 from bot.flows import all_flows
 from bot.locale import Locale
 from bot.services.crypto import Keyring
+from bot.services.jobs import JobRunner, register
 from storage import Database, migrate
+from storage.jobs import DONE, FAILED, Job
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +24,18 @@ log = logging.getLogger(__name__)
 # member's own details) is no longer needed.
 KEEP_ANSWERS = timedelta(hours=1)
 KEEP_MARKERS = timedelta(days=3)
-HOUSEKEEPING_EVERY = 600.0  # seconds
+KEEP_DONE_JOBS = timedelta(days=7)
+KEEP_FAILED_JOBS = timedelta(days=30)  # long enough for staff to see them in `gigunion jobs list`
+HOUSEKEEPING_EVERY = timedelta(minutes=10)
+HOUSEKEEPING = "housekeeping"  # the job kind, and the key of its one recurring job
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings, *, group_commit: bool = True) -> AsyncIterator[tuple[BotContext, Dispatcher]]:
+async def running_bot(
+    settings: Settings, *, group_commit: bool = True, run_jobs: bool = True
+) -> AsyncIterator[tuple[BotContext, Dispatcher]]:
+    """The bot, open for as long as this context is. With `run_jobs` (every bot process) a `JobRunner`
+    runs scheduled jobs, housekeeping among them; a one-shot command passes False."""
     db = Database(settings.database_url, group_commit=group_commit)
     try:
         await migrate.upgrade(db)
@@ -39,13 +46,11 @@ async def running_bot(settings: Settings, *, group_commit: bool = True) -> Async
             locale=Locale(),
             flows=all_flows(),
         )
-        housekeeping = asyncio.create_task(_tidy_every(app, HOUSEKEEPING_EVERY))
-        try:
+        async with AsyncExitStack() as stack:
+            if run_jobs:
+                await ensure_housekeeping(app)
+                await stack.enter_async_context(JobRunner(app))
             yield app, Dispatcher(app)
-        finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
     finally:
         await db.close()
 
@@ -63,16 +68,27 @@ def settle_heap() -> None:
 
 
 async def tidy(app: BotContext) -> None:
-    """Forget stored answers and update markers once no platform can ask for them again."""
+    """Forget stored answers and update markers once no platform can ask for them again, wipe
+    conversations left past their deadline, and drop jobs that ended long ago."""
+    now = app.now()
     async with app.db.transaction() as tx:
-        await tx.updates.forget_replies(app.now() - KEEP_ANSWERS)
-        await tx.updates.forget(app.now() - KEEP_MARKERS)
+        await tx.updates.forget_replies(now - KEEP_ANSWERS)
+        await tx.updates.forget(now - KEEP_MARKERS)
+        await tx.sessions.purge_expired(now)
+        await tx.jobs.purge_ended(DONE, now - KEEP_DONE_JOBS)
+        await tx.jobs.purge_ended(FAILED, now - KEEP_FAILED_JOBS)
 
 
-async def _tidy_every(app: BotContext, seconds: float) -> None:
-    while True:
-        try:
-            await tidy(app)
-        except Exception as e:  # a busy database now is no reason to stop tidying later
-            log.warning("housekeeping failed: %s", type(e).__name__)
-        await asyncio.sleep(seconds)
+async def housekeeping(app: BotContext, job: Job) -> datetime:
+    await tidy(app)
+    return app.now() + HOUSEKEEPING_EVERY
+
+
+# Recurring: it schedules its own next run. Should it fail for good, the next start brings it back.
+register(HOUSEKEEPING, housekeeping, max_attempts=10, max_backoff=HOUSEKEEPING_EVERY)
+
+
+async def ensure_housekeeping(app: BotContext) -> None:
+    """Have housekeeping scheduled (due now the first time): every process start asks, one job results."""
+    async with app.db.transaction() as tx:
+        await tx.jobs.ensure(HOUSEKEEPING, HOUSEKEEPING, app.now(), app.now())

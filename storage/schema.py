@@ -8,6 +8,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -149,4 +150,26 @@ platform_tokens = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Time-based work (reminders, retention, scheduled broadcasts, housekeeping), claimed by one runner at
+# a time. A payload holds ids to look things up by, never personal data: `gigunion jobs list` shows it.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    # Optional and unique: scheduling the same key again replaces the job, and `cancel`/`move` find it.
+    Column("key", String(128), unique=True),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, running, done, failed
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("claimed_by", String(64)),
+    # A runner that dies mid-job stops renewing this; once it has passed, another runner takes the job.
+    Column("lease_until", UTCDateTime()),
+    Column("last_error", String(64)),  # the exception's type only: its text may carry user data
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_jobs_status_due_at", "status", "due_at"),
 )

@@ -35,6 +35,14 @@ class Session:
 _GET = select(sessions).where(sessions.c.user_key == bindparam("user_key"))
 _SAVE = per_dialect(lambda d: upsert_statement(d, sessions, ["user_key"]))
 _DELETE = delete(sessions).where(sessions.c.user_key == bindparam("user_key"))
+# An expired conversation is wiped, not only skipped when its user writes again: it may hold what they
+# had typed (encrypted personal details among it). Only a chosen language outlives it.
+_PURGE_EXPIRED = delete(sessions).where(sessions.c.expires_at <= bindparam("now"), sessions.c.lang.is_(None))
+_RESET_EXPIRED = (
+    update(sessions)
+    .where(sessions.c.expires_at <= bindparam("now"))
+    .values(flow=None, step=None, data="{}", choices="[]", expires_at=None, version=sessions.c.version + 1)
+)
 _REACHABLE = update(identities).where(identities.c.user_key == bindparam("key")).values(unreachable=False)
 
 
@@ -85,3 +93,9 @@ class Sessions:
             self.conn.defer("sessions", user_key, _DELETE, {"user_key": user_key})
         else:
             await self.conn.execute(_DELETE, {"user_key": user_key})
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete the conversations whose deadline has passed (keeping only a chosen language, as a
+        session at home); how many there were."""
+        deleted = (await self.conn.execute(_PURGE_EXPIRED, {"now": now})).rowcount
+        return deleted + (await self.conn.execute(_RESET_EXPIRED, {"now": now})).rowcount
