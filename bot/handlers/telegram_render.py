@@ -1,6 +1,10 @@
 """Engine `Outgoing` -> Telegram messages: inline keyboards for choices, a reply keyboard for the
 share-phone and share-location buttons, a photo before its text, and tidying the message whose
-button was pressed."""
+button was pressed.
+
+A message carries one keyboard, and Telegram never lets a message sent with a reply keyboard (or with
+its removal) be edited, so an inline keyboard is never added to such a message afterwards: where
+both are needed they go in messages of their own."""
 
 from __future__ import annotations
 
@@ -95,13 +99,16 @@ class Renderer:
             await self.bot.send_message(chat_id, last, reply_markup=asking)
             self._keyboard_up.add(chat_id)
         elif chat_id in self._keyboard_up:
-            sent = await self.bot.send_message(chat_id, last, reply_markup=ReplyKeyboardRemove())
-            self._keyboard_up.discard(chat_id)
-            if inline is not None:
-                # Removing the reply keyboard and showing choices in one message: Telegram allows
-                # one markup per message, but an inline keyboard may be added by editing.
+            if inline is None:
+                await self.bot.send_message(chat_id, last, reply_markup=ReplyKeyboardRemove())
+            else:
+                # The removal rides on the lead-in where there is one (what was done, then the
+                # question), else on the question, with the choices under a pointer of their own.
+                lead, _, question = last.rpartition("\n\n")
+                await self.bot.send_message(chat_id, lead or last, reply_markup=ReplyKeyboardRemove())
                 await pace()
-                await self.bot.edit_message_reply_markup(chat_id, sent.message_id, reply_markup=inline)
+                await self.bot.send_message(chat_id, question if lead else POINTER, reply_markup=inline)
+            self._keyboard_up.discard(chat_id)
         else:
             await self.bot.send_message(chat_id, last, reply_markup=inline)
 
@@ -114,8 +121,10 @@ class Renderer:
         label = next(
             (b.text for row in msg.reply_markup.inline_keyboard for b in row if b.callback_data == query.data), None
         )
+        # Choices under a bare pointer become just the choice made.
+        text = "" if msg.text == POINTER else msg.text
         try:
-            marked = mark(msg.text, label) if msg.text and label else ""
+            marked = mark(text, label) if msg.text and label else ""
             if marked and len(marked) <= MessageLimit.MAX_TEXT_LENGTH:
                 await self.bot.edit_message_text(marked, chat_id=msg.chat_id, message_id=msg.message_id)
             else:

@@ -40,6 +40,12 @@ _ERRORS = {
     500: "Internal Server Error",
     502: "Bad Gateway",
 }
+# What Telegram answers to an edit it will not make, word for word.
+CANT_EDIT = "Bad Request: message can't be edited"
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly the same "
+    "as a message content and reply markup of the current message"
+)
 
 
 @dataclass
@@ -48,6 +54,14 @@ class Call:
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
     status: int = 200
+
+
+class _Refused(Exception):
+    """A method answered with a 400, as Telegram refuses it."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
 
 
 @dataclass
@@ -70,6 +84,8 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.files: dict[str, bytes] = {}
         self.messages: dict[tuple[int, int], dict] = {}  # (chat id, message id) -> message as sent/edited
+        # Sent with a reply keyboard, its removal or ForceReply: Telegram never lets these be edited.
+        self._uneditable: set[tuple[int, int]] = set()
         self._updates: list[dict] = []
         self._failures: dict[str, deque[_Failure]] = {}
         self._changed = asyncio.Condition()
@@ -234,7 +250,10 @@ class FakeTelegram:
         if method == "getUpdates":
             result = await handler(params)
         else:
-            result = handler(params, files)
+            try:
+                result = handler(params, files)
+            except _Refused as e:
+                return await self._record_error(method, params, files, 400, e.description, None)
         await self._record(Call(method, params, files))
         return web.json_response({"ok": True, "result": result})
 
@@ -277,6 +296,8 @@ class FakeTelegram:
         markup = params.get("reply_markup")
         if markup and "inline_keyboard" in markup:
             msg["reply_markup"] = markup
+        elif markup:
+            self._uneditable.add((chat_id, msg["message_id"]))
         self.messages[(chat_id, msg["message_id"])] = msg
         return msg
 
@@ -304,33 +325,34 @@ class FakeTelegram:
         photo = [{"file_id": file_id, "file_unique_id": file_id, "width": 320, "height": 320}]
         return self._new_message(params, photo=photo, **({"caption": params["caption"]} if "caption" in params else {}))
 
-    def _edited(self, params: dict) -> dict | bool:
-        msg = self.messages.get((params.get("chat_id"), params.get("message_id")))
+    def _edited(self, params: dict, **content: Any) -> dict | bool:
+        """An edit as Telegram makes it: refused on a message sent with a keyboard that is not inline
+        (TDLib's can_edit_message), and refused when it would change nothing."""
+        key = (params.get("chat_id"), params.get("message_id"))
+        msg = self.messages.get(key)
         if msg is None:
             return True
+        if key in self._uneditable:
+            raise _Refused(CANT_EDIT)
+        markup = params.get("reply_markup")
+        new_markup = markup if markup and "inline_keyboard" in markup else None
+        if all(msg.get(k) == v for k, v in content.items()) and msg.get("reply_markup") == new_markup:
+            raise _Refused(NOT_MODIFIED)
+        msg.update(content)
         msg.pop("reply_markup", None)
-        if params.get("reply_markup") and "inline_keyboard" in params["reply_markup"]:
-            msg["reply_markup"] = params["reply_markup"]
+        if new_markup is not None:
+            msg["reply_markup"] = new_markup
         msg["edit_date"] = int(time.time())
         return msg
 
     def _m_editMessageText(self, params: dict, files: dict) -> dict | bool:
-        msg = self.messages.get((params.get("chat_id"), params.get("message_id")))
-        if msg is not None:
-            msg["text"] = params["text"]
-        return self._edited(params)
+        return self._edited(params, text=params["text"])
+
+    def _m_editMessageCaption(self, params: dict, files: dict) -> dict | bool:
+        return self._edited(params, caption=params.get("caption", ""))
 
     def _m_editMessageReplyMarkup(self, params: dict, files: dict) -> dict | bool:
         return self._edited(params)
-
-    def _m_getFile(self, params: dict, files: dict) -> dict:
-        file_id = params["file_id"]
-        return {
-            "file_id": file_id,
-            "file_unique_id": f"u-{file_id}",
-            "file_size": len(self.files.get(file_id, b"")),
-            "file_path": f"photos/{file_id}",
-        }
 
     def _m_getWebhookInfo(self, params: dict, files: dict) -> dict:
         return {"url": "", "has_custom_certificate": False, "pending_update_count": len(self._updates)}
@@ -343,3 +365,28 @@ class FakeTelegram:
     _m_setWebhook = _true
     _m_deleteWebhook = _true
     _m_close = _true
+
+    # -- files riders send: getFile, then the bytes at the file path (the media store's fetcher) ----------
+    GET_FILE_LIMIT = 20 * 1024 * 1024  # bots may download files up to 20 MB
+
+    @property
+    def declared_sizes(self) -> dict[str, int]:
+        """A file's size as Telegram reports it, where a test says it is other than its bytes."""
+        return self.__dict__.setdefault("_declared_sizes", {})
+
+    def add_file(self, file_id: str, data: bytes, *, size: int | None = None) -> None:
+        """Serve `data` for `file_id`; `size` makes it that big as far as getFile is concerned (over
+        20 MB, getFile refuses it as Telegram does)."""
+        self.files[file_id] = data
+        if size is not None:
+            self.declared_sizes[file_id] = size
+
+    def _m_getFile(self, params: dict, files: dict) -> dict:
+        file_id = params["file_id"]
+        if file_id not in self.files:
+            raise _Refused("Bad Request: invalid file_id")
+        size = self.declared_sizes.get(file_id, len(self.files[file_id]))
+        if size > self.GET_FILE_LIMIT:
+            raise _Refused("Bad Request: file is too big")
+        path = f"files/{file_id}"
+        return {"file_id": file_id, "file_unique_id": f"u-{file_id}", "file_size": size, "file_path": path}

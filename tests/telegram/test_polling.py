@@ -50,7 +50,7 @@ async def test_join_by_taps_after_a_qr_deep_link_records_the_source(channel, fak
 
     await push(fake.contact(rider, "+86 138 0013 8000", owner_id=7001, first_name="张三"))
     await said("join.ask_name_offered", name="张三")
-    # The offered-name button arrives by an edit of that message.
+    # The offered-name button arrives in a message of its own, under that question.
     await fake.wait_for(lambda: "张三" in fake.labels(chat))
 
     await push(fake.press(rider, "张三"))
