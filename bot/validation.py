@@ -1,13 +1,17 @@
-"""Reading what people type: phone numbers, names, short free-text answers."""
+"""Reading what people type: phone numbers, names, short free-text answers, dates."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date, timedelta
 
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _NAME_PART = re.compile(r"[^\W\d_]+", re.UNICODE)
 _SOURCE = re.compile(r"[A-Za-z0-9_\-]{1,48}")
+_YMD = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})[日号]?")
+_MD = re.compile(r"(\d{1,2})[-/.月](\d{1,2})[日号]?")
+_DAYS_AGO = {"今天": 0, "今日": 0, "today": 0, "昨天": 1, "昨日": 1, "yesterday": 1, "前天": 2}
 
 
 def mainland_mobile(raw: str) -> str | None:
@@ -59,3 +63,23 @@ def short_answer(raw: str, limit: int = 40) -> str | None:
 def source_code(raw: str) -> str | None:
     """The source of a QR code or deep link ("station-12", "smile-market-0601")."""
     return raw if raw and _SOURCE.fullmatch(raw) else None
+
+
+def calendar_date(raw: str, today: date, *, past: bool = False) -> date | None:
+    """'2026-11-28', '2026年11月28日', '11月28日', '11-28', '11/28', '昨天' -> that day; None if not one.
+    A day without a year is in this year, or with `past` the latest such day not after `today`
+    (on 2 January, "12-30" means three days ago)."""
+    text = "".join(unicodedata.normalize("NFKC", raw or "").split()).casefold()
+    if text in _DAYS_AGO:
+        return today - timedelta(days=_DAYS_AGO[text])
+    try:
+        if m := _YMD.fullmatch(text):
+            year, month, day = map(int, m.groups())
+            return date(year, month, day) if 1900 <= year <= 2100 else None
+        if m := _MD.fullmatch(text):
+            month, day = map(int, m.groups())
+            found = date(today.year, month, day)
+            return found.replace(year=today.year - 1) if past and found > today else found
+    except ValueError:  # 2-30, 13-01, or 2-29 in a year without it
+        return None
+    return None

@@ -86,6 +86,8 @@ class Turn:
         self.moved = False
         self.repeat = False
         self.forget_session = False  # delete the session instead of saving it (nothing may be kept)
+        self.returned: str | None = None  # the sub-flow whose `done` brought us back to this step
+        self.result: Any = None  # and what it gave back
         self._member = member
         self._staffer = staffer
 
@@ -165,3 +167,16 @@ class Turn:
         self.session.flow, self.session.step, self.session.data = flow_name, None, {}
         self.moved = True
         await flow.entry(self, payload)
+
+    async def call(self, flow_name: str, then: str | None = None, **args: Any) -> None:
+        """Enter the sub-flow `flow_name` with `args` as its data; its `done(value)` comes back to step
+        `then` (this step by default), whose handler runs with `returned` and `result` set."""
+        from bot.engine import substeps  # it imports this module
+
+        await substeps.call(self, flow_name, then, args)
+
+    async def done(self, value: Any = None) -> None:
+        """Leave this sub-flow, giving `value` to the flow that called it (see `bot.engine.substeps`)."""
+        from bot.engine import substeps
+
+        await substeps.done(self, value)

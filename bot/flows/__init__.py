@@ -1,9 +1,15 @@
-"""Every conversation the bot has, in main-menu order."""
+"""Every conversation the bot has, in main-menu order, checked at start-up for steps that do not exist."""
 
+from bot.engine import substeps
+from bot.engine.checks import check_flows
 from bot.engine.flow import Flow
 from bot.flows import card, join, menu, mydata, staff, whoami
 
 
 def all_flows() -> dict[str, Flow]:
     flows = [menu.flow, join.flow, card.flow, mydata.mydata, mydata.leaving, staff.flow, whoami.flow]
-    return {f.name: f for f in flows}
+    # Sub-steps: entered by `turn.call` from other flows, never from the menu.
+    flows += [substeps.pick_date]
+    named = {f.name: f for f in flows}
+    check_flows(named)
+    return named

@@ -1,12 +1,14 @@
 """一键入会: consent -> phone -> name -> platform -> kind of work -> check -> member and card.
 
-Nothing is written outside the session until the last step. Declining consent deletes the session,
-so a person who says no leaves nothing behind.
+Consent is a gate of its own; the four answers are a form (`bot.engine.forms`), which gives their
+order, the summary and "change X". Nothing is written outside the session until the summary is
+confirmed. Declining consent deletes the session, so a person who says no leaves nothing behind.
 """
 
 from datetime import datetime
 
 from bot.engine.flow import Flow, Turn
+from bot.engine.forms import Field, Form
 from bot.engine.messages import Kind, Request, T
 from bot.flows.card import is_member, show_card
 from bot.privacy import mask_phone
@@ -26,8 +28,6 @@ flow = Flow(
     visible=not_member,
 )
 
-FIELDS = ("phone", "name", "platform", "work_kind")
-
 
 def _phone(turn: Turn) -> str:
     return turn.app.keyring.decrypt(turn.data["phone_enc"])
@@ -45,11 +45,6 @@ async def start(turn: Turn, payload: str) -> None:
     turn.goto("consent")
 
 
-def _next(turn: Turn, step: str) -> None:
-    """Move on, or back to the summary when the user was fixing one field."""
-    turn.goto("confirm" if turn.data.get("fixing") else step)
-
-
 # -- consent -------------------------------------------------------------------------------------------
 @flow.ask("consent")
 async def ask_consent(turn: Turn) -> None:
@@ -62,7 +57,7 @@ async def ask_consent(turn: Turn) -> None:
 async def on_consent(turn: Turn) -> None:
     if turn.choice == "agree":
         turn.data["consent_at"] = turn.now.isoformat()
-        turn.goto("phone")
+        await form.start(turn)
     elif turn.choice == "decline":
         turn.say("join.declined")
         turn.finish()
@@ -72,13 +67,6 @@ async def on_consent(turn: Turn) -> None:
 
 
 # -- phone -----------------------------------------------------------------------------------------------
-@flow.ask("phone")
-async def ask_phone(turn: Turn) -> None:
-    turn.say("join.ask_phone")
-    turn.request(Request.CONTACT)
-
-
-@flow.on("phone")
 async def on_phone(turn: Turn) -> None:
     inc = turn.incoming
     if inc.kind is Kind.CONTACT and inc.contact is not None:
@@ -112,11 +100,14 @@ async def on_phone(turn: Turn) -> None:
     turn.data.update(phone_enc=turn.app.keyring.encrypt(phone), phone_verified=verified)
     if name_from_profile(offered):
         turn.data.setdefault("offered_name", name_from_profile(offered))
-    _next(turn, "name")
+    await form.next(turn)
+
+
+def show_phone(turn: Turn) -> str:
+    return mask_phone(_phone(turn))
 
 
 # -- name --------------------------------------------------------------------------------------------------
-@flow.ask("name")
 async def ask_name(turn: Turn) -> None:
     offered = turn.data.get("offered_name") or name_from_profile(turn.incoming.display_name)
     if offered:
@@ -127,21 +118,11 @@ async def ask_name(turn: Turn) -> None:
         turn.say("join.ask_name")
 
 
-@flow.on("name")
-async def on_name(turn: Turn) -> None:
-    if turn.choice == "use_offered" and turn.data.get("offered_name"):
-        name = turn.data["offered_name"]
-    else:
-        name = person_name(turn.text)
-    if name is None:
-        turn.retry("join.name_invalid")
-        return
-    turn.data["name"] = name
-    _next(turn, "platform")
+def offered_name(turn: Turn, choice: str) -> str | None:
+    return turn.data.get("offered_name") if choice == "use_offered" else None
 
 
 # -- platform ------------------------------------------------------------------------------------------
-@flow.ask("platform")
 async def ask_platform(turn: Turn) -> None:
     turn.say("join.ask_platform")
     for i, platform in enumerate(turn.app.profile.platforms):
@@ -149,14 +130,13 @@ async def ask_platform(turn: Turn) -> None:
     turn.button(T("join.platform_other"), "other")
 
 
-@flow.on("platform")
 async def on_platform(turn: Turn) -> None:
     platforms = turn.app.profile.platforms
     if turn.choice == "other":
         turn.goto("platform_other")
     elif turn.choice and turn.choice[1:].isdigit() and int(turn.choice[1:]) < len(platforms):
         turn.data["platform"] = platforms[int(turn.choice[1:])]
-        _next(turn, "work_kind")
+        await form.next(turn)
     else:
         turn.retry("join.choose_platform")
 
@@ -173,56 +153,27 @@ async def on_platform_other(turn: Turn) -> None:
         turn.retry("join.platform_invalid")
         return
     turn.data["platform"] = platform
-    _next(turn, "work_kind")
+    await form.next(turn)
 
 
 # -- kind of work ---------------------------------------------------------------------------------------
-@flow.ask("work_kind")
 async def ask_work_kind(turn: Turn) -> None:
     turn.say("join.ask_work_kind")
     for kind in turn.app.profile.work_kinds:
         turn.button(kind.label(turn.lang), f"k:{kind.id}")
 
 
-@flow.on("work_kind")
-async def on_work_kind(turn: Turn) -> None:
-    kind_id = (turn.choice or "").removeprefix("k:")
-    if turn.app.profile.work_kind(kind_id) is None:
-        turn.retry("join.choose_work_kind")
-        return
-    turn.data["work_kind"] = kind_id
-    turn.goto("confirm")
+def picked_work_kind(turn: Turn, choice: str) -> str | None:
+    kind_id = choice.removeprefix("k:")
+    return kind_id if turn.app.profile.work_kind(kind_id) is not None else None
+
+
+def show_work_kind(turn: Turn) -> str:
+    kind = turn.app.profile.work_kind(turn.data["work_kind"])
+    return kind.label(turn.lang) if kind else turn.data["work_kind"]
 
 
 # -- check and join ----------------------------------------------------------------------------------
-@flow.ask("confirm")
-async def ask_confirm(turn: Turn) -> None:
-    turn.data.pop("fixing", None)
-    kind = turn.app.profile.work_kind(turn.data["work_kind"])
-    turn.say(
-        "join.summary",
-        phone=mask_phone(_phone(turn)),
-        name=turn.data["name"],
-        platform=turn.data["platform"],
-        work_kind=kind.label(turn.lang) if kind else turn.data["work_kind"],
-    )
-    turn.button(T("join.confirm"), "confirm")
-    for field in FIELDS:
-        turn.button(T(f"join.fix_{field}"), f"fix:{field}")
-
-
-@flow.on("confirm")
-async def on_confirm(turn: Turn) -> None:
-    choice = turn.choice or ""
-    if choice.startswith("fix:") and choice[4:] in FIELDS:
-        turn.data["fixing"] = True
-        turn.goto(choice[4:])
-    elif choice == "confirm":
-        await _join(turn)
-    else:
-        turn.retry("engine.choose_option")
-
-
 async def _join(turn: Turn) -> None:
     d, app = turn.data, turn.app
     application = Application(
@@ -251,3 +202,40 @@ async def _join(turn: Turn) -> None:
     turn.say("join.welcome_member" if done.created else "join.linked")
     await show_card(turn)
     turn.finish()
+
+
+form = Form(
+    flow,
+    [
+        # Kept encrypted (`phone_enc`) and shown masked: see `on_phone`.
+        Field(
+            "phone",
+            ask="join.ask_phone",
+            request=Request.CONTACT,
+            on=on_phone,
+            key="phone_enc",
+            show=show_phone,
+            change=T("join.fix_phone"),
+        ),
+        Field(
+            "name",
+            ask=ask_name,
+            pick=offered_name,
+            parse=person_name,
+            invalid="join.name_invalid",
+            change=T("join.fix_name"),
+        ),
+        Field("platform", ask=ask_platform, on=on_platform, change=T("join.fix_platform")),
+        Field(
+            "work_kind",
+            ask=ask_work_kind,
+            pick=picked_work_kind,
+            invalid="join.choose_work_kind",
+            show=show_work_kind,
+            change=T("join.fix_work_kind"),
+        ),
+    ],
+    summary="join.summary",
+    confirm=T("join.confirm"),
+    on_confirm=_join,
+)
