@@ -15,6 +15,10 @@ import jinja2
 from bot.engine.messages import T
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+# Words that depend on the channel, given to every template with `channel` itself: `{{ tap }}` is
+# "点下面的按钮" where there are buttons and "回复选项前面的数字" on WeChat. Each is `engine.<word>`,
+# overridden for a channel by `engine.<word>_<channel>`.
+CHANNEL_WORDS = ("tap", "pick")
 
 
 def normalize_lang(hint: str | None, available: tuple[str, ...]) -> str | None:
@@ -42,7 +46,8 @@ class Locale:
         self.directory = directory
         self.languages = tuple(sorted(p.name for p in directory.iterdir() if p.is_dir()))
         self._envs = {lang: self._env(lang) for lang in self.languages}
-        self._fixed: dict[tuple[str, str], str] = {}
+        self._fixed: dict[tuple[str, str, str], str] = {}
+        self._words: dict[tuple[str, str], dict[str, str]] = {}
 
     def _env(self, lang: str) -> jinja2.Environment:
         catalog = _catalog(self.directory, lang)
@@ -64,18 +69,25 @@ class Locale:
     def keys(self, lang: str) -> set[str]:
         return set(_catalog(self.directory, lang))
 
-    def render(self, lang: str, text: T | str) -> str:
+    def render(self, lang: str, text: T | str, channel: str = "") -> str:
         if isinstance(text, str):
             return text
         if not text.context:  # most labels and prompts: the same words every time
-            done = self._fixed.get((lang, text.key))
+            done = self._fixed.get((lang, text.key, channel))
             if done is None:
-                done = self._fixed[(lang, text.key)] = self._render(lang, text)
+                done = self._fixed[(lang, text.key, channel)] = self._render(lang, text, channel)
             return done
-        return self._render(lang, text)
+        return self._render(lang, text, channel)
 
-    def _render(self, lang: str, text: T) -> str:
-        return self._envs[lang].get_template(text.key).render(**text.context).strip()
+    def _render(self, lang: str, text: T, channel: str = "") -> str:
+        words = self._words.get((lang, channel)) or self._channel_words(lang, channel)
+        return self._envs[lang].get_template(text.key).render(**words, **text.context).strip()
+
+    def _channel_words(self, lang: str, channel: str) -> dict[str, str]:
+        catalog = _catalog(self.directory, lang)
+        words = {w: catalog.get(f"engine.{w}_{channel}", catalog.get(f"engine.{w}", "")) for w in CHANNEL_WORDS}
+        self._words[(lang, channel)] = words = {"channel": channel, **words}
+        return words
 
     def text(self, lang: str, key: str, **context: Any) -> str:
         return self.render(lang, T(key, **context))

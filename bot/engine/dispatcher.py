@@ -185,7 +185,7 @@ class Dispatcher:
         if (session.flow, session.step, choices) != before:
             session.version += 1
         session.choices = choices
-        return [render_reply(self.app, reply, lang, stamp(session.version), labels)]
+        return [render_reply(self.app, reply, lang, stamp(session.version), labels, turn.incoming.channel)]
 
     # -- when a turn does not complete ---------------------------------------------------------------
     async def _earlier_answer(self, incoming: Incoming) -> list[Outgoing]:
@@ -201,18 +201,20 @@ class Dispatcher:
                 turn.say("engine.sorry")
                 turn.repeat = True
                 await self._settle(turn)
-                return [render_reply(self.app, turn.reply, turn.lang, stamp(session.version))]
+                return [render_reply(self.app, turn.reply, turn.lang, stamp(session.version), channel=incoming.channel)]
         except Exception as e:
             _log_safely(e, incoming)
             lang = normalize_lang(incoming.language_hint, self.app.locale.languages)
             return [Outgoing(self.app.locale.text(lang or self.app.profile.default_language, "engine.sorry"))]
 
 
-def render_reply(app: BotContext, reply: Reply, lang: str, stamp_: str, labels: list[str] | None = None) -> Outgoing:
+def render_reply(
+    app: BotContext, reply: Reply, lang: str, stamp_: str, labels: list[str] | None = None, channel: str = ""
+) -> Outgoing:
     render = app.locale.render
     labels = labels if labels is not None else [render(lang, b.label) for b in reply.buttons]
     return Outgoing(
-        text="\n\n".join(render(lang, t) for t in reply.texts),
+        text="\n\n".join(render(lang, t, channel) for t in reply.texts),  # words like "tap" differ by channel
         buttons=tuple(
             OutButton(label, f"{stamp_}|{b.payload}") for label, b in zip(labels, reply.buttons, strict=True)
         ),
