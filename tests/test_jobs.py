@@ -38,7 +38,13 @@ async def _fail(app: BotContext, job: Job) -> None:
     raise RuntimeError("member 13800138000 said something private")
 
 
+async def _record_slowly(app: BotContext, job: Job) -> None:
+    await asyncio.sleep(0.01)  # as a job doing I/O outside any transaction: the database is free meanwhile
+    await _record(app, job)
+
+
 register("test.record", _record)
+register("test.slow", _record_slowly)
 register("test.once", _record, max_attempts=1)
 register("test.flaky", _fail, max_attempts=3, base_backoff=timedelta(seconds=10), max_backoff=timedelta(seconds=15))
 
@@ -126,7 +132,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2]))
 
 
 async def test_each_due_job_runs_once_with_two_processes_on_one_sqlite_file(app: BotContext) -> None:
-    ids = await schedule_many(app, 300)
+    ids = await schedule_many(app, 300, kind="test.slow")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
     procs = [
         await asyncio.create_subprocess_exec(
@@ -323,8 +329,8 @@ async def test_running_bot_starts_and_stops_its_runner_which_wakes_for_a_job_sch
         task = runner._task
         assert task is not None and not task.done()
         await asyncio.sleep(0.3)  # its first pass (housekeeping) is over; the next poll is seconds away
-        async with app.db.transaction() as tx:
-            job = await schedule(app, tx, "test.record", app.now())
+        # Scheduled by a turn (as a flow would), committed with the turn.
+        job = await app.db.run_turn(lambda tx: schedule(app, tx, "test.record", app.now(), key="from-a-turn"))
         for _ in range(40):
             if await runs(app):
                 break
