@@ -29,6 +29,7 @@ from bot.engine.messages import Outgoing
 from bot.handlers.wechat_inbound import BadXml, UnsafeXml, checked_xml, to_inbound
 from bot.handlers.wechat_turns import HANDED_OFF, Turns
 from bot.services.outbox import OutboxSender, enqueue
+from bot.services.wechat_admin import configured_menu
 from bot.services.wechat_api import WeChatApi, hashed, quiet_http_logs
 from bot.services.wechat_deliver import WeChatDeliverer
 from bot.services.wechat_render import cdata_safe, render
@@ -210,6 +211,10 @@ async def wechat_channel(
                 await enqueue(tx, user_key, out, app.now())
         wake.set()
 
+    try:  # what the account's menu leaves out is said at start-up, not found by a rider
+        configured_menu(app)
+    except ValueError as e:
+        log.warning("wechat menu: %s", e)
     turns = Turns(dispatcher, passive_split(app), later, deadline=deadline)
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as client:
         sender_task = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
@@ -12,6 +14,8 @@ from bot.services.card_image import qr_png
 from bot.services.wechat_api import WeChatApi, WeChatUnavailable
 from bot.validation import source_code
 
+log = logging.getLogger(__name__)
+
 MAX_TOP, MAX_SUB = 3, 5
 # WeChat's limits on button names, in UTF-8 bytes (4 and 8 Chinese characters show in full).
 TOP_NAME_BYTES, SUB_NAME_BYTES = 16, 60
@@ -19,35 +23,95 @@ MAX_TEMPORARY_DAYS = 30
 HIDDEN_FROM_MENU = {"staff"}  # staff reach their menu by command; the public menu does not show it
 
 
-def default_menu(app: BotContext) -> dict[str, Any]:
-    """Built from the flows the main menu offers: the first two on the bar, the rest under "more"."""
+# Entries of the default menu besides the flows, by name, with their label keys.
+FIXED_ENTRIES = {"menu": "wechat.menu_home", "help": "wechat.menu_help", "lang": "menu.switch_language"}
+
+
+@dataclass(frozen=True)
+class MenuPlan:
+    """The default menu, and what it leaves out: `left_out` wanted a place and found none (worth a
+    warning), `dropped` was left out on purpose, `unknown` names in the config that match nothing."""
+
+    menu: dict[str, Any]
+    shown: tuple[str, ...]
+    left_out: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
+
+
+def plan_default_menu(app: BotContext) -> MenuPlan:
+    """The flows the main menu offers, then home, help and language, in the order [wechat.menu]
+    `order` gives (entries it does not name follow in their usual order), less those in `drop`.
+    WeChat shows three buttons on the bar: up to three entries sit there; more than that, the first
+    two do and the next five go under "more". The rest cannot be shown."""
     lang = app.profile.default_language
     text = app.locale.text
-
-    def click(name: str, key: str) -> dict[str, Any]:
-        return {"type": "click", "name": name, "key": key}
-
-    flows = [
-        click(text(lang, f.menu_label), f.commands[0])
+    order, drop = _names(app, "order"), _names(app, "drop")
+    labels = {
+        f.name: (f.menu_label, f.commands[0])
         for f in app.flows.values()
         if f.menu_label and f.commands and f.name not in HIDDEN_FROM_MENU
-    ]
-    top, more = flows[:2], flows[2:]
-    more += [
-        click(text(lang, "wechat.menu_home"), "menu"),
-        click(text(lang, "wechat.menu_help"), "help"),
-        click(text(lang, "menu.switch_language"), "lang"),
-    ]
-    return {"button": [*top, {"name": text(lang, "wechat.menu_more"), "sub_button": more[:MAX_SUB]}]}
+    }
+    labels |= {name: (key, name) for name, key in FIXED_ENTRIES.items()}
+    both = set(order) & set(drop)
+    if both:
+        raise ValueError(f"[wechat.menu] names {', '.join(sorted(both))} in both order and drop")
+    unknown = tuple(n for n in (*order, *drop) if n not in labels)
+    wanted = [n for n in dict.fromkeys([*order, *labels]) if n in labels and n not in drop]
+    room = MAX_TOP if len(wanted) <= MAX_TOP else MAX_TOP - 1 + MAX_SUB
+    shown, left_out = wanted[:room], tuple(wanted[room:])
+
+    def click(name: str) -> dict[str, Any]:
+        key, payload = labels[name]
+        return {"type": "click", "name": text(lang, key), "key": payload}
+
+    buttons = [click(n) for n in shown]
+    if len(shown) > MAX_TOP:
+        more = {"name": text(lang, "wechat.menu_more"), "sub_button": buttons[MAX_TOP - 1 :]}
+        buttons = [*buttons[: MAX_TOP - 1], more]
+    dropped = tuple(n for n in drop if n in labels)
+    return MenuPlan({"button": buttons}, tuple(shown), left_out, dropped, unknown)
+
+
+def _names(app: BotContext, field: str) -> list[str]:
+    value = _menu_table(app).get(field, [])
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise ValueError(f'[wechat.menu] {field} must be a list of names, e.g. {field} = ["join", "card"]')
+    return value
+
+
+def _menu_table(app: BotContext) -> dict[str, Any]:
+    return app.settings.extra.get("wechat", {}).get("menu") or {}
+
+
+def default_menu(app: BotContext) -> dict[str, Any]:
+    return plan_default_menu(app).menu
 
 
 def configured_menu(app: BotContext) -> dict[str, Any]:
     """[wechat.menu] in WeChat's own shape (a `button` list; an entry with `key` is a click button,
-    one with `url` opens a page), else the default."""
-    table = app.settings.extra.get("wechat", {}).get("menu")
-    if not table:
-        return default_menu(app)
-    return {"button": [_button(b) for b in table.get("button", [])]}
+    one with `url` opens a page), else the default, warning in the log about what it leaves out."""
+    table = _menu_table(app)
+    if "button" in table:
+        return {"button": [_button(b) for b in table["button"]]}
+    plan = plan_default_menu(app)
+    warn_about(plan)
+    return plan.menu
+
+
+def warn_about(plan: MenuPlan) -> None:
+    if plan.left_out:
+        log.warning(
+            "wechat menu: no room for %s (WeChat shows 3 buttons, 5 under each); name them earlier in "
+            "[wechat.menu] order to show them, or in drop to leave them out on purpose",
+            ", ".join(plan.left_out),
+        )
+    if plan.unknown:
+        log.warning(
+            "wechat menu: [wechat.menu] names %s, which is no flow of the main menu nor one of %s",
+            ", ".join(plan.unknown),
+            ", ".join(FIXED_ENTRIES),
+        )
 
 
 def _button(entry: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,107 @@
+"""The Official Account's default menu: WeChat shows 3 buttons with 5 under each, so when the flows
+outgrow it, the config decides what stays, and start-up says in the log what did not fit."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+import bot.runtime as bot_runtime
+from bot.engine.flow import Flow
+from bot.runtime import running_bot
+from bot.services.wechat_admin import MAX_SUB, MAX_TOP, configured_menu, menu_problems, plan_default_menu
+from tests.fakes.wechat_api import FakeWeChatApi, fake_wechat_api
+from tests.fakes.wechat_push import wechat_bot, wechat_settings
+from tests.wechat.test_api import cli
+
+# Flows a later issue adds, each with a menu button (the label keys only need to exist).
+LATER = ("claim", "consult", "complaint", "events")
+
+
+def add_later_flows(app) -> None:  # type: ignore[no-untyped-def]
+    for name in LATER:
+        app.flows[name] = Flow(name, commands=(name,), menu_label="menu.join")
+
+
+def keys(menu: dict) -> list[str]:
+    out = []
+    for button in menu["button"]:
+        out += [b["key"] for b in button.get("sub_button", [button])]
+    return out
+
+
+def warnings(caplog) -> list[str]:  # type: ignore[no-untyped-def]
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "wechat menu" in r.getMessage()]
+
+
+@pytest.fixture
+async def fake():  # type: ignore[no-untyped-def]
+    async with fake_wechat_api() as api:
+        yield api
+
+
+async def test_more_flows_than_fit_are_named_in_a_warning(bot, caplog) -> None:  # type: ignore[no-untyped-def]
+    app, _ = bot
+    add_later_flows(app)
+    menu = configured_menu(app)
+    assert menu_problems(menu) == []
+    assert len(menu["button"]) == MAX_TOP and len(menu["button"][-1]["sub_button"]) == MAX_SUB
+    # join, card | mydata, claim, consult, complaint, events under "more": home, help, lang do not fit.
+    assert keys(menu) == ["join", "card", "mydata", "claim", "consult", "complaint", "events"]
+    [warning] = warnings(caplog)
+    assert "no room for menu, help, lang" in warning and "[wechat.menu] order" in warning
+
+
+async def test_the_config_decides_what_stays(make_settings, caplog) -> None:  # type: ignore[no-untyped-def]
+    table = {"order": ["join", "claim", "card", "help"], "drop": ["lang", "complaint", "consult"]}
+    async with running_bot(make_settings(extra={"wechat": {"menu": table}})) as (app, _):
+        add_later_flows(app)
+        plan = plan_default_menu(app)
+        assert keys(plan.menu) == ["join", "claim", "card", "help", "mydata", "events", "menu"]
+        assert plan.left_out == () and plan.dropped == ("lang", "complaint", "consult")
+        configured_menu(app)
+    assert warnings(caplog) == []  # dropped on purpose: nothing to warn about
+
+
+async def test_a_name_in_the_config_that_matches_nothing_is_warned_about(make_settings, caplog) -> None:  # type: ignore[no-untyped-def]
+    async with running_bot(make_settings(extra={"wechat": {"menu": {"order": ["jion"]}}})) as (app, _):
+        assert keys(configured_menu(app))[:2] == ["join", "card"]
+    [warning] = warnings(caplog)
+    assert "jion" in warning
+    async with running_bot(make_settings(extra={"wechat": {"menu": {"order": "join"}}})) as (app, _):
+        with pytest.raises(ValueError, match="order must be a list"):
+            configured_menu(app)
+
+
+async def test_serve_start_up_warns_about_what_does_not_fit(make_settings, fake, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    settings = wechat_settings(make_settings, fake.base)
+    async with wechat_bot(settings):
+        assert warnings(caplog) == []  # today's flows all fit
+
+    original = bot_runtime.all_flows
+
+    def more_flows():  # type: ignore[no-untyped-def]
+        found = original()
+        for name in LATER:
+            found[name] = Flow(name, commands=(name,), menu_label="menu.join")
+        return found
+
+    monkeypatch.setattr(bot_runtime, "all_flows", more_flows)
+    async with wechat_bot(settings):
+        [warning] = warnings(caplog)
+    assert "no room for menu, help, lang" in warning
+
+
+async def test_dry_run_prints_the_menu_the_config_asks_for_and_warns(tmp_path: Path, fake: FakeWeChatApi) -> None:
+    config = '[wechat.menu]\norder = ["mydata", "help"]\ndrop = ["lang", "card"]\n'
+    code, out, err = await cli(tmp_path, fake, "wechat", "menu", "push", "--dry-run", config=config)
+    assert code == 0, err
+    menu = json.loads(out)
+    assert keys(menu) == ["mydata", "help", "join", "menu"]
+    assert fake.to("menu/create") == []
+    config = '[wechat.menu]\norder = ["claims"]\n'
+    code, out, err = await cli(tmp_path, fake, "wechat", "menu", "push", "--dry-run", config=config)
+    assert code == 0 and "claims" in err and "wechat menu" in err
