@@ -1,0 +1,37 @@
+"""The `gigunion` command: this module builds the app from one module per command group.
+
+A group is a module with its own `app = typer.Typer(...)`; adding one is an import and an
+`app.add_typer` line below. Modules in this package import the bot only inside their commands (see
+`bot.cli.common`), so that `gigunion --help` and every command start without loading what they do
+not use.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli import card, db, members, staff, telegram, wechat
+from bot.cli.common import configure
+from bot.cli.console import console
+from bot.cli.serve import serve
+
+app = typer.Typer(help="GigUnion bot: a union chatbot for gig workers.", no_args_is_help=True)
+app.callback()(configure)
+
+# Commands of their own.
+app.command()(console)
+app.command()(serve)
+
+# Command groups, in the order `gigunion --help` lists them.
+app.add_typer(db.app, name="db")
+app.add_typer(card.app, name="card")
+app.add_typer(staff.app, name="staff")
+app.add_typer(members.app, name="members")
+app.add_typer(telegram.app, name="telegram")
+app.add_typer(wechat.app, name="wechat")
+# Scheduled jobs (`gigunion jobs run|list`) go here: `from bot.cli import jobs` above, and
+# app.add_typer(jobs.app, name="jobs")
+
+
+def main() -> None:
+    app()
