@@ -15,6 +15,7 @@ from typing import Any
 
 ENV_PREFIX = "GIGUNION_"
 DEFAULT_DB_FILE = "gigunion.db"
+DEFAULT_MEDIA_MAX_BYTES = 10 * 1024 * 1024
 _DEFAULT_PROFILE = Path(__file__).with_name("default_union.toml")
 
 
@@ -107,6 +108,10 @@ class Settings:
     wechat_appid: str | None = None
     wechat_secret: str | None = None
     wechat_api_url: str = "https://api.weixin.qq.com/cgi-bin/"
+    # Photos and documents people send: where they are kept (default: `media` beside the SQLite file)
+    # and the largest accepted.
+    media_dir: str | None = None
+    media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
     profile: UnionProfile = field(default_factory=default_profile)
     # Sections of the TOML file this module does not interpret (e.g. [wechat.menu], [wechat.templates]).
     extra: dict[str, Any] = field(default_factory=dict)
@@ -116,6 +121,12 @@ class Settings:
         if self.database_url.startswith(prefix):
             return Path(self.database_url[len(prefix) :])
         return None
+
+    def media_path(self) -> Path:
+        if self.media_dir:
+            return Path(self.media_dir)
+        db = self.sqlite_path()
+        return (db.parent if db else Path(".")) / "media"
 
     def key_file(self) -> Path:
         db = self.sqlite_path()
@@ -149,6 +160,8 @@ _SCALARS = {
     "wechat_appid": str,
     "wechat_secret": str,
     "wechat_api_url": str,
+    "media_dir": str,
+    "media_max_bytes": int,
 }
 
 
@@ -163,7 +176,7 @@ def load_settings(config: str | Path | None = None, environ: dict[str, str] | No
             values["profile"] = UnionProfile.from_table(union)
         flat = {k: v for k, v in data.items() if k in _SCALARS}
         # [telegram] token = … and [wechat] appid = … read as telegram_token, wechat_appid.
-        for section in ("telegram", "wechat"):
+        for section in ("telegram", "wechat", "media"):
             for k, v in dict(data.get(section, {})).items():
                 if f"{section}_{k}" in _SCALARS:
                     flat[f"{section}_{k}"] = v

@@ -173,3 +173,19 @@ jobs = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Index("ix_jobs_status_due_at", "status", "due_at"),
 )
+
+# Files people sent (photos, documents), kept on disk under their sha256 by `bot.services.media`. A row
+# is made when a file is fetched, before its turn; the turn links it to its owner ("claim", "LP2026-…").
+# Rows never linked are purged with their files. Ids are random: attachments must not be time-ordered.
+media = Table(
+    "media",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("mime", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("owner_kind", String(32)),
+    Column("owner_id", String(64)),
+    Column("created_at", UTCDateTime(), nullable=False, index=True),
+    Index("ix_media_owner", "owner_kind", "owner_id"),
+)

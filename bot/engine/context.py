@@ -11,11 +11,17 @@ from bot.engine.flow import Flow
 from bot.engine.locks import UserLocks
 from bot.locale import Locale
 from bot.services.crypto import Keyring
+from bot.services.media import Fetcher, LocalFiles
 from storage import Database
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _local_fetchers() -> dict[str, Fetcher]:
+    # The console's files are on this machine; each platform channel adds its own fetcher as it starts.
+    return {"console": LocalFiles()}
 
 
 @dataclass
@@ -27,6 +33,8 @@ class BotContext:
     flows: dict[str, Flow]
     locks: UserLocks = field(default_factory=UserLocks)
     now: Callable[[], datetime] = utcnow
+    # Per channel, how a sent file's bytes are fetched before its turn (see bot.services.media).
+    media_fetchers: dict[str, Fetcher] = field(default_factory=_local_fetchers)
 
     @property
     def profile(self) -> UnionProfile:

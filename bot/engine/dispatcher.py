@@ -19,6 +19,7 @@ from bot.engine.context import BotContext
 from bot.engine.flow import Turn
 from bot.engine.messages import Incoming, Kind, OutButton, Outgoing, Reply
 from bot.locale import normalize_lang
+from bot.services.media import receive as receive_media
 from storage import Tx
 from storage.sessions import Session
 
@@ -62,7 +63,8 @@ class Dispatcher:
     async def handle(self, incoming: Incoming) -> list[Outgoing]:
         async with self.app.locks.hold(incoming.user_key):
             try:
-                return await self._turn(incoming)
+                # A sent file is fetched and stored before the turn, outside its transaction.
+                return await self._turn(await receive_media(self.app, incoming))
             except _Duplicate:
                 return await self._earlier_answer(incoming)
             except Exception as e:  # the error boundary: no stack trace ever reaches a user

@@ -19,6 +19,7 @@ class Kind(StrEnum):
     COMMAND = "command"  # "/menu" and friends: `text` is the command word, `payload` its argument
     CONTACT = "contact"
     PHOTO = "photo"
+    DOCUMENT = "document"  # a file sent as a file (a PDF, an image sent uncompressed…)
     LOCATION = "location"
     OTHER = "other"  # anything the channel could not map (a sticker, a voice note without text…)
 
@@ -40,11 +41,36 @@ class Contact:
     name: str | None = None
 
 
+class Refusal(StrEnum):
+    """Why a file sent was not kept; each has its polite answer, `media.refused_<reason>`."""
+
+    WRONG_TYPE = "wrong_type"
+    TOO_BIG = "too_big"
+    TRUNCATED = "truncated"
+    EXPIRED = "expired"
+    DOWNLOAD_FAILED = "download_failed"
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    """A file kept by the media store (`bot.services.media`), by its row in the `media` table."""
+
+    id: str
+    mime: str
+    size: int
+    sha256: str
+
+
 @dataclass(frozen=True)
 class Media:
+    """A photo or document by reference (Telegram file_id, WeChat MediaId, a console path). The file is
+    fetched and checked before the turn, which then sees either `stored` or `refused`."""
+
     file_id: str
     url: str | None = None
-    mime_type: str | None = None
+    mime_type: str | None = None  # as the platform declared it: never trusted
+    stored: StoredMedia | None = None
+    refused: Refusal | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The terminal channel: a chat in a TTY, or one input per line when scripted.
 
 Stand-ins for phone actions: `/contact +8613800138000` shares a phone number as Telegram's
-share-contact button does, `/photo PATH` sends a picture, `/location 30.25,120.17` shares a place.
+share-contact button does, `/photo PATH` sends a picture, `/file PATH` sends a file (a PDF…),
+`/location 30.25,120.17` shares a place.
 With `--json` every bot message is one JSON line, and `{"turn_end": true}` follows each answer.
 """
 
@@ -28,8 +29,11 @@ def parse_line(line: str, user: str, lang: str | None) -> Incoming:
     arg = arg.strip()
     if word == "/contact" and arg:
         return Incoming(kind=Kind.CONTACT, contact=Contact(phone=arg, owner_id=user), **base)
-    if word == "/photo" and arg:
-        return Incoming(kind=Kind.PHOTO, media=Media(file_id=arg, url=Path(arg).resolve().as_uri()), **base)
+    if word in ("/photo", "/file") and arg:
+        # Read before the turn, like a platform's download (bot.services.media.LocalFiles).
+        path = str(Path(arg).expanduser().resolve())
+        kind = Kind.PHOTO if word == "/photo" else Kind.DOCUMENT
+        return Incoming(kind=kind, media=Media(file_id=path, url=Path(path).as_uri()), **base)
     if word == "/location" and arg:
         try:
             lat, lon = (float(v) for v in arg.replace("，", ",").split(","))

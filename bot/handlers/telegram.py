@@ -39,7 +39,7 @@ from bot.engine.context import BotContext
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.locks import UserLocks
 from bot.engine.messages import Outgoing
-from bot.handlers.telegram_incoming import to_incoming
+from bot.handlers.telegram_incoming import CHANNEL, TelegramFiles, to_incoming
 from bot.handlers.telegram_render import Renderer
 from bot.locale import normalize_lang
 from bot.runtime import running_bot, settle_heap
@@ -117,6 +117,7 @@ class TelegramChannel:
         self.bot: Bot = application.bot
         self.renderer = Renderer(self.bot)
         self.deliverer = TelegramDeliverer(self.renderer)
+        app.media_fetchers[CHANNEL] = TelegramFiles(self.bot)  # files riders send, fetched before their turn
         self._chat_locks = UserLocks()
         self._done = _Recent()  # update ids answered in this process
         self._pressed = _Recent()  # (chat, message) whose buttons were already used

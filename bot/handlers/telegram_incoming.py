@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from telegram import Message, Update, User
+from telegram import Bot, Message, Update, User
+from telegram.error import BadRequest
 
-from bot.engine.messages import Contact, Incoming, Kind, Media
+from bot.engine.messages import Contact, Incoming, Kind, Media, Refusal
+from bot.services.media import MediaRefused
 
 CHANNEL = "telegram"
 PRIVATE = "private"
@@ -44,7 +46,7 @@ def _message_fields(message: Message) -> dict:  # type: ignore[type-arg]
         return {"kind": Kind.PHOTO, "media": Media(file_id=largest.file_id), "text": message.caption or ""}
     if message.document is not None:
         doc = message.document
-        kind = Kind.PHOTO if (doc.mime_type or "").startswith("image/") else Kind.OTHER
+        kind = Kind.PHOTO if (doc.mime_type or "").startswith("image/") else Kind.DOCUMENT
         return {
             "kind": kind,
             "media": Media(file_id=doc.file_id, mime_type=doc.mime_type),
@@ -59,3 +61,24 @@ def _message_fields(message: Message) -> dict:  # type: ignore[type-arg]
         word, _, args = text.partition(" ")
         return {"kind": Kind.COMMAND, "text": word, "payload": args.strip()}
     return {"kind": Kind.TEXT, "text": text}
+
+
+class TelegramFiles:
+    """A sent photo's or document's bytes, fetched before its turn: getFile, then the file URL."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def fetch(self, media: Media, max_bytes: int) -> bytes:
+        try:
+            file = await self.bot.get_file(media.file_id)
+        except BadRequest as e:
+            # Bots may download files up to 20 MB: getFile answers "file is too big" above that.
+            reason = Refusal.TOO_BIG if "too big" in e.message.lower() else Refusal.DOWNLOAD_FAILED
+            raise MediaRefused(reason) from None
+        if file.file_size is not None and file.file_size > max_bytes:
+            raise MediaRefused(Refusal.TOO_BIG)
+        data = bytes(await file.download_as_bytearray())
+        if len(data) > max_bytes:
+            raise MediaRefused(Refusal.TOO_BIG)
+        return data

@@ -11,7 +11,9 @@ from defusedxml.ElementTree import fromstring
 from wechatpy.events import ClickEvent, ScanEvent, SubscribeEvent, SubscribeScanEvent, UnsubscribeEvent
 from wechatpy.messages import BaseMessage, ImageMessage, LocationMessage, TextMessage, VoiceMessage
 
-from bot.engine.messages import Incoming, Kind, Media
+from bot.engine.messages import Incoming, Kind, Media, Refusal
+from bot.services.media import MediaRefused
+from bot.services.wechat_api import MediaTooBig, WeChatApi, WeChatError
 
 CHANNEL = "wechat"
 # A menu key is a command word, optionally with its argument: "join", "card", "lang:en".
@@ -47,6 +49,26 @@ def checked_xml(raw: bytes | str) -> str:
         except (ParseError, ValueError):
             raise BadXml from None
     return text
+
+
+# WeChat's answer to a media id it does not have: never valid, or older than its 3 days.
+INVALID_MEDIA_ID = 40007
+
+
+class WeChatFiles:
+    """An image a user sent, fetched before its turn from WeChat's temporary media by its MediaId."""
+
+    def __init__(self, api: WeChatApi) -> None:
+        self.api = api
+
+    async def fetch(self, media: Media, max_bytes: int) -> bytes:
+        try:
+            return await self.api.get_media(media.file_id, max_bytes)
+        except MediaTooBig:
+            raise MediaRefused(Refusal.TOO_BIG) from None
+        except WeChatError as e:
+            reason = Refusal.EXPIRED if e.errcode == INVALID_MEDIA_ID else Refusal.DOWNLOAD_FAILED
+            raise MediaRefused(reason) from None
 
 
 @dataclass(frozen=True)

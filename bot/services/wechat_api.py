@@ -45,6 +45,10 @@ class WeChatUnavailable(Exception):
     """The API could not be reached or did not answer with JSON."""
 
 
+class MediaTooBig(Exception):
+    """A media file larger than the caller would take; not read further."""
+
+
 class WeChatApi:
     def __init__(self, app: BotContext, client: httpx.AsyncClient) -> None:
         s = app.settings
@@ -154,6 +158,30 @@ class WeChatApi:
         )
         return str(data["media_id"])
 
+    async def get_media(self, media_id: str, max_bytes: int) -> bytes:
+        """A temporary media file's bytes (an image a user sent: WeChat keeps it 3 days). Raises
+        WeChatError (40007: unknown or expired media id), WeChatUnavailable, or MediaTooBig."""
+        token = await self.access_token()
+        for attempt in (1, 2):
+            params = {"access_token": token, "media_id": media_id}
+            try:
+                async with self.client.stream("GET", self.base + "media/get", params=params) as response:
+                    kind = response.headers.get("content-type", "")
+                    # Errors come back as JSON, labelled text/plain or application/json.
+                    if kind.startswith(("text/", "application/json")):
+                        data = json.loads(await response.aread())
+                        code = int(data.get("errcode", 0) or 0)
+                        if code in TOKEN_ERRORS and attempt == 1:
+                            token = await self.access_token(stale=token)
+                            continue
+                        raise WeChatError(code, str(data.get("errmsg", "")))
+                    if response.status_code != 200:
+                        raise WeChatUnavailable(f"media/get: HTTP {response.status_code}")
+                    return await _read_at_most(response, max_bytes)
+            except (httpx.HTTPError, ValueError) as e:
+                raise WeChatUnavailable(f"media/get: {type(e).__name__}") from None
+        raise AssertionError("unreachable")
+
     async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str | None) -> None:
         body: dict[str, Any] = {
             "touser": openid,
@@ -190,6 +218,19 @@ class WeChatApi:
         if response.status_code != 200 or not response.headers.get("content-type", "").startswith("image/"):
             raise WeChatUnavailable(f"showqrcode: HTTP {response.status_code}")
         return response.content
+
+
+async def _read_at_most(response: httpx.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise MediaTooBig
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise MediaTooBig
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def hashed(openid: str) -> str:

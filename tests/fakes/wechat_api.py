@@ -43,6 +43,9 @@ class FakeWeChatApi:
     valid_token: str | None = None
     scripted: dict[str, list[int]] = field(default_factory=dict)
     base: str = ""  # set once serving: "http://127.0.0.1:PORT/cgi-bin/"
+    # Temporary media users sent, by MediaId: (bytes, content type). An id not here answers 40007,
+    # as WeChat does for an unknown id or one past its 3 days.
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._counter = itertools.count(1)
@@ -63,6 +66,12 @@ class FakeWeChatApi:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(self.to(path)) >= count), 20)
         return self.to(path)
+
+    def put_media(self, media_id: str, data: bytes, content_type: str = "image/jpeg") -> None:
+        self.media[media_id] = (data, content_type)
+
+    def expire_media(self, media_id: str) -> None:
+        self.media.pop(media_id, None)
 
     # -- the API ----------------------------------------------------------------------------------------
     async def _handle(self, request: Request) -> Response:
@@ -93,6 +102,8 @@ class FakeWeChatApi:
             return JSONResponse({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
         if self.scripted.get(call.path):
             return JSONResponse({"errcode": self.scripted[call.path].pop(0), "errmsg": "scripted"})
+        if call.path == "media/get":
+            return self._media_get(call)
         if call.path == "media/upload":
             return JSONResponse({"type": "image", "media_id": f"media-{n}", "created_at": 1700000000})
         if call.path == "qrcode/create":
@@ -103,6 +114,17 @@ class FakeWeChatApi:
         if call.path in ("message/custom/send", "menu/create", "message/template/send"):
             return JSONResponse({"errcode": 0, "errmsg": "ok"})
         return JSONResponse({"errcode": 40004, "errmsg": "unknown path"}, status_code=404)
+
+    def _media_get(self, call: Call) -> Response:
+        found = self.media.get(call.params.get("media_id", ""))
+        if found is None:
+            # WeChat labels this JSON as text/plain.
+            body = json.dumps({"errcode": 40007, "errmsg": "invalid media_id"})
+            return Response(body, media_type="text/plain")
+        data, content_type = found
+        name = call.params["media_id"] + (".jpg" if content_type == "image/jpeg" else "")
+        headers = {"Content-disposition": f'attachment; filename="{name}"'}
+        return Response(data, media_type=content_type, headers=headers)
 
 
 @asynccontextmanager

@@ -60,7 +60,7 @@ def test_documents_locations_and_stickers() -> None:
     image_doc = incoming(fake.document(USER, mime="image/jpeg"))
     assert image_doc.kind is Kind.PHOTO and image_doc.media.mime_type == "image/jpeg"
     pdf = incoming(fake.document(USER))
-    assert pdf.kind is Kind.OTHER and pdf.media.file_id == "doc-1"
+    assert pdf.kind is Kind.DOCUMENT and pdf.media.file_id == "doc-1"
     assert incoming(fake.location(USER, 30.25, 120.17)).location == (30.25, 120.17)
     sticker = fake.message(USER, sticker={"file_id": "s", "file_unique_id": "s", "width": 1, "height": 1,
                                           "is_animated": False, "is_video": False, "type": "regular"})  # fmt: skip
