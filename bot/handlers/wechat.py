@@ -26,7 +26,7 @@ from wechatpy.utils import check_signature
 from bot.engine.context import BotContext
 from bot.engine.dispatcher import Dispatcher
 from bot.engine.messages import Outgoing
-from bot.handlers.wechat_inbound import BadXml, UnsafeXml, checked_xml, to_inbound
+from bot.handlers.wechat_inbound import CHANNEL, BadXml, UnsafeXml, WeChatFiles, checked_xml, to_inbound
 from bot.handlers.wechat_turns import HANDED_OFF, Turns
 from bot.services.outbox import OutboxSender, enqueue
 from bot.services.wechat_admin import configured_menu
@@ -219,7 +219,9 @@ async def wechat_channel(
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0)) as client:
         sender_task = None
         if settings.wechat_appid and settings.wechat_secret:
-            sender = OutboxSender(app, WeChatDeliverer(app, WeChatApi(app, client)))
+            api = WeChatApi(app, client)
+            app.media_fetchers[CHANNEL] = WeChatFiles(api)  # images users send, fetched before their turn
+            sender = OutboxSender(app, WeChatDeliverer(app, api))
             sender_task = asyncio.create_task(_send_loop(sender, stop, wake))
         else:
             log.warning("wechat: no AppID/AppSecret, so customer-service messages wait in the outbox")
