@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from storage.audit import Audit
 from storage.group_commit import OWN_TRANSACTIONS, GroupCommit, SharedConnection
 from storage.jobs import Jobs
+from storage.media import MediaRepo
 from storage.members import Members
 from storage.outbox import Outbox
 from storage.sessions import Sessions
@@ -100,3 +101,4 @@ class Tx:
         self.tokens = Tokens(conn)
         self.turns = Turns(conn)
         self.jobs = Jobs(conn)
+        self.media = MediaRepo(conn)
