@@ -183,8 +183,9 @@ class Form:
         return handle
 
     # -- the summary -------------------------------------------------------------------------------
-    def _shown(self, turn: Turn, f: Field) -> Label:
-        return f.show(turn) if f.show else str(turn.data[f.kept_as])
+    def _shown(self, turn: Turn, f: Field) -> str:
+        # A shown value may be words of ours (a `T`): rendered here, as it goes inside another sentence.
+        return turn.app.locale.render(turn.lang, f.show(turn)) if f.show else str(turn.data[f.kept_as])
 
     async def _ask_summary(self, turn: Turn) -> None:
         shown = [(f, self._shown(turn, f)) for f in self.fields if f.applies(turn.data) and f.kept_as in turn.data]
