@@ -66,13 +66,13 @@ def _day(d: date) -> dict[str, int]:
     return {"y": d.year, "m": d.month, "d": d.day}
 
 
-def _allowed(turn: Turn, d: date, today: date) -> str | None:
-    """The reason `d` is refused, as a locale key, or None when it is within the bounds."""
+def _refusal(turn: Turn, d: date, today: date) -> T | None:
+    """Why `d` is outside the bounds the caller set, or None when it is within them."""
     if turn.data.get("not_future") and d > today:
-        return "forms.date_future"
+        return T("forms.date_future")
     earliest = turn.data.get("not_before")
     if earliest and d < date.fromisoformat(earliest):
-        return "forms.date_too_early"
+        return T("forms.date_too_early", **_day(date.fromisoformat(earliest)))
     return None
 
 
@@ -85,13 +85,11 @@ async def _start(turn: Turn, payload: str) -> None:
 async def _ask_date(turn: Turn) -> None:
     today = today_of(turn)
     turn.say(turn.data.get("prompt") or "forms.date_ask")
-    turn.say("forms.date_hint")
-    for payload, day, label in (
-        ("today", today, "forms.today"),
-        ("yesterday", today - timedelta(1), "forms.yesterday"),
-    ):
-        if _allowed(turn, day, today) is None:
-            turn.button(T(label, **_day(day)), payload)
+    days = (("today", today, "forms.today"), ("yesterday", today - timedelta(1), "forms.yesterday"))
+    allowed = [(payload, day, label) for payload, day, label in days if _refusal(turn, day, today) is None]
+    turn.say("forms.date_hint", buttons=bool(allowed))
+    for payload, day, label in allowed:
+        turn.button(T(label, **_day(day)), payload)
 
 
 @pick_date.on("date")
@@ -103,8 +101,8 @@ async def _on_date(turn: Turn) -> None:
     if picked is None:
         turn.retry("forms.date_invalid")
         return
-    refused = _allowed(turn, picked, today)
-    if refused:
-        turn.retry(refused, **_day(date.fromisoformat(turn.data.get("not_before") or picked.isoformat())))
+    refused = _refusal(turn, picked, today)
+    if refused is not None:
+        turn.retry(refused.key, **refused.context)
         return
     await turn.done(picked.isoformat())
