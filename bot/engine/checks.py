@@ -104,9 +104,9 @@ def _moves(fn: Callable[..., Any]) -> list[_Move]:
 def _read(code: CodeType) -> tuple[list[_Move], frozenset[str]]:
     try:
         lines, first = inspect.getsourcelines(code)
-    except (OSError, TypeError):  # built at run time, or no source shipped: nothing to read
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):  # built at run time, no source shipped, or a lambda mid-line
         return [], frozenset()
-    tree = ast.parse(textwrap.dedent("".join(lines)))
     moves, called = [], set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
