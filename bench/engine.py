@@ -2,7 +2,10 @@
 
 Prints, all measured in this one run on this machine:
   1. raw: single-row upserts, each its own commit, through aiosqlite on one connection (WAL,
-     synchronous=NORMAL, as the bot uses): the physical limit of a durable turn;
+     synchronous=NORMAL, as the bot uses): the reference every ratio is taken against. It is measured
+     before and after the engine runs, in half-second windows, and printed with its spread: on a shared
+     machine it moves by a factor of two or more from minute to minute. The same upserts made with
+     sqlite3 on the calling thread are printed beside it (what SQLite itself allows);
   2. saturated: N simulated users (closed loop: each sends its next message when the answer to the
      previous one arrives) joining the union through the dispatcher: turns/s, p50/p99 turn latency;
   3. paced: the same N users with a think time between messages (riders type with a thumb), so the
@@ -11,6 +14,8 @@ Runs 2 and 3 are made with group commit (the default on SQLite) and without it (
   4. menu: the same N users, saturated, each asking for the menu 30 times: the cheapest kind of turn.
 
     python bench/engine.py --users 200
+    python bench/engine.py --users 200 --repeat 5     # only run 2 with group commit, five times, each
+                                                      # between two raw measurements: the ratio's spread
 """
 
 from __future__ import annotations
@@ -41,23 +46,59 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def raw_commits(path: Path, seconds: float) -> tuple[float, list[float]]:
-    async with aiosqlite.connect(path) as db:
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("CREATE TABLE IF NOT EXISTS kv (k INTEGER PRIMARY KEY, v TEXT)")
-        await db.commit()
-        latencies: list[float] = []
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            t0 = time.perf_counter()
-            await db.execute(
-                "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v", (n % 1000, "x" * 64)
-            )
+UPSERT = "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v"
+WINDOW = 0.5  # seconds: raw rates are taken per window, to show how much they move
+
+
+class Raw:
+    """Every raw window measured in this run: the reference rate is their mean."""
+
+    def __init__(self, path: Path, seconds: float) -> None:
+        self.path, self.seconds = path, seconds
+        self.windows: list[float] = []
+        self.latencies: list[float] = []
+
+    async def measure(self) -> float:
+        """Measure for `seconds`; returns the rate of this measurement alone."""
+        async with aiosqlite.connect(self.path) as db:
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("CREATE TABLE IF NOT EXISTS kv (k INTEGER PRIMARY KEY, v TEXT)")
             await db.commit()
-            latencies.append(time.perf_counter() - t0)
-            n += 1
-        return n / (time.perf_counter() - start), latencies
+            windows, n, end = [], 0, time.perf_counter() + self.seconds
+            while time.perf_counter() < end:
+                count, start = 0, time.perf_counter()
+                while time.perf_counter() - start < WINDOW:
+                    t0 = time.perf_counter()
+                    await db.execute(UPSERT, (n % 1000, "x" * 64))
+                    await db.commit()
+                    self.latencies.append(time.perf_counter() - t0)
+                    n, count = n + 1, count + 1
+                windows.append(count / (time.perf_counter() - start))
+        self.windows += windows
+        return statistics.fmean(windows)
+
+    @property
+    def rate(self) -> float:
+        return statistics.fmean(self.windows)
+
+    def spread(self) -> str:
+        return f"windows of {WINDOW:g} s from {min(self.windows):.0f} to {max(self.windows):.0f}"
+
+
+def inline_commits(path: Path, seconds: float) -> float:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE IF NOT EXISTS kv (k INTEGER PRIMARY KEY, v TEXT)")
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(UPSERT, (n % 1000, "x" * 64))
+        db.execute("COMMIT")
+        n += 1
+    db.close()
+    return n / (time.perf_counter() - start)
 
 
 def join_script(user: int) -> list[Incoming]:
@@ -133,26 +174,27 @@ def ms(seconds: float) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--raw-seconds", type=float, default=3.0)
+    parser.add_argument("--raw-seconds", type=float, default=3.0, help="each raw measurement (before and after)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between one user's messages (paced run)")
+    parser.add_argument("--repeat", type=int, default=0, help="only the saturated group-commit join, this many times")
     args = parser.parse_args()
     print(
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, asyncio default loop, "
         f"{os.cpu_count()} cores; WAL, synchronous=NORMAL, one connection"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        rate, raw_lat = await raw_commits(Path(tmp) / "raw.db", args.raw_seconds)
-        print(
-            f"raw aiosqlite upsert+commit:   {rate:8.0f} commits/s   p50 {ms(pct(raw_lat, 50))}  "
-            f"p99 {ms(pct(raw_lat, 99))}"
-        )
+        raw = Raw(Path(tmp) / "raw.db", args.raw_seconds)
+        if args.repeat:
+            await repeated(raw, Path(tmp), args.users, args.repeat)
+            return
+        await raw.measure()
+        inline = inline_commits(Path(tmp) / "inline.db", 1.0)
+        print(f"sqlite3 upsert+commit on the calling thread: {inline:8.0f} commits/s")
+        results = []
         for group in (True, False):
             how = "group commit" if group else "a commit per turn"
             tps, lat, members = await engine_run(Path(tmp) / f"sat{group}.db", args.users, 0.0, group)
-            print(
-                f"engine, {how}, {args.users} users saturated: {tps:6.0f} turns/s   p50 {ms(pct(lat, 50))}  "
-                f"p99 {ms(pct(lat, 99))}   = {tps / rate:.0%} of raw   ({members} members joined)"
-            )
+            results.append((f"engine, {how}, {args.users} users saturated", tps, lat, members))
             tps, lat, members = await engine_run(Path(tmp) / f"paced{group}.db", args.users, args.think, group)
             print(
                 f"engine, {how}, {args.users} users, {args.think:g}s think: {tps:5.0f} turns/s   "
@@ -160,10 +202,38 @@ async def main() -> None:
                 f"({members} members joined)"
             )
         tps, lat = await menu_run(Path(tmp) / "menu.db", args.users)
+        results.append((f"engine, group commit, {args.users} users asking for the menu", tps, lat, None))
+        await raw.measure()
         print(
-            f"engine, group commit, {args.users} users asking for the menu: {tps:6.0f} turns/s   "
-            f"p50 {ms(pct(lat, 50))}  p99 {ms(pct(lat, 99))}   = {tps / rate:.0%} of raw"
+            f"raw aiosqlite upsert+commit:   {raw.rate:8.0f} commits/s   p50 {ms(pct(raw.latencies, 50))}  "
+            f"p99 {ms(pct(raw.latencies, 99))}   (before and after the runs; {raw.spread()})"
         )
+        for what, tps, lat, members in results:
+            joined = f"   ({members} members joined)" if members is not None else ""
+            print(
+                f"{what}: {tps:6.0f} turns/s   p50 {ms(pct(lat, 50))}  p99 {ms(pct(lat, 99))}   "
+                f"= {tps / raw.rate:.0%} of raw{joined}"
+            )
+
+
+async def repeated(raw: Raw, tmp: Path, users: int, times: int) -> None:
+    """Raw, engine, raw, engine, … raw: each engine run against the mean of the raw measurements around it."""
+    ratios = []
+    before = await raw.measure()
+    for i in range(times):
+        tps, lat, members = await engine_run(tmp / f"rep{i}.db", users, 0.0, True)
+        after = await raw.measure()
+        ratios.append(tps / ((before + after) / 2))
+        print(
+            f"run {i + 1}: raw {before:.0f} / {after:.0f} commits/s around it; engine, group commit, {users} users "
+            f"saturated: {tps:.0f} turns/s, p99 {ms(pct(lat, 99))} = {ratios[-1]:.0%} of raw ({members} members joined)"
+        )
+        before = after
+    mid = statistics.median(ratios)
+    print(
+        f"ratio over {times} runs: median {mid:.0%}, from {min(ratios):.0%} to {max(ratios):.0%} "
+        f"({(min(ratios) / mid - 1):+.0%} / {(max(ratios) / mid - 1):+.0%} of the median); raw {raw.spread()}"
+    )
 
 
 if __name__ == "__main__":

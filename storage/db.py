@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage.audit import Audit
@@ -24,6 +27,14 @@ from storage.turns import Turns
 from storage.updates import Updates
 
 R = TypeVar("R")
+
+# PostgreSQL's "could not serialize access" and "deadlock detected": the turn is run again.
+RUN_AGAIN = {"40001", "40P01"}
+SERIALIZABLE_ATTEMPTS = 200
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    return getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
 
 
 def _prepare_sqlite(engine: AsyncEngine) -> None:
@@ -62,15 +73,32 @@ class Database:
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
         # On PostgreSQL each turn has its own transaction: the server runs them side by side.
-        self._group = GroupCommit(self.engine, Tx, batching=group_commit) if self.is_sqlite else None
+        self._group = (
+            GroupCommit(self.engine, Tx, path=path or ":memory:", batching=group_commit) if self.is_sqlite else None
+        )
 
     async def run_turn(self, fn: Callable[[Tx], Awaitable[R]]) -> R:
-        """Run `fn` in a transaction of its own, or in a group-committed batch with other turns (see
-        `storage.group_commit`): all of it is committed or none, and `fn` may be run again."""
+        """Run `fn` as a turn: all of it is committed or none, and the outcome is as if the turns ran one
+        at a time (serializable), on SQLite and on PostgreSQL alike. `fn` may be run more than once, so
+        it does no network or file I/O; see `storage.group_commit` for the rules a turn follows.
+
+        On SQLite the turns run one after another and share commits (`storage.group_commit`). On
+        PostgreSQL each runs side by side with the others in a SERIALIZABLE transaction of its own, and
+        one that the server refuses as not serializable (or as a deadlock) is run again."""
         if self._group is not None:
             return await self._group.run(fn)
-        async with self.transaction() as tx:
-            return await fn(tx)
+        for attempt in range(1, SERIALIZABLE_ATTEMPTS + 1):
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.execution_options(isolation_level="SERIALIZABLE")
+                    async with conn.begin():
+                        return await fn(Tx(conn))
+            except DBAPIError as e:
+                if _sqlstate(e) not in RUN_AGAIN or attempt == SERIALIZABLE_ATTEMPTS:
+                    raise
+            # Turns that collided collide again if they run again at once: spread them out.
+            await asyncio.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:

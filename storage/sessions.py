@@ -12,7 +12,6 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import per_dialect, upsert_statement
-from storage.group_commit import deferring
 from storage.schema import identities, sessions
 
 
@@ -80,19 +79,13 @@ class Sessions:
             "lang": s.lang,
             "expires_at": s.expires_at,
         }
-        if deferring(self.conn):
-            self.conn.defer("sessions", s.user_key, _SAVE(self.conn), values)
-        else:
-            await self.conn.execute(_SAVE(self.conn), values)
+        await self.conn.execute(_SAVE(self.conn), values)
         if s.was_unreachable:
             await self.conn.execute(_REACHABLE, {"key": s.user_key})
             s.was_unreachable = False
 
     async def delete(self, user_key: str) -> None:
-        if deferring(self.conn):
-            self.conn.defer("sessions", user_key, _DELETE, {"user_key": user_key})
-        else:
-            await self.conn.execute(_DELETE, {"user_key": user_key})
+        await self.conn.execute(_DELETE, {"user_key": user_key})
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete the conversations whose deadline has passed (keeping only a chosen language, as a

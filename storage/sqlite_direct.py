@@ -1,33 +1,51 @@
-"""SQLAlchemy statements run on SQLite's driver directly, several to a trip to its thread.
+"""SQLAlchemy statements run on SQLite's driver directly, on the event loop's own thread.
 
 Measured on this project's turn statements (2-core machine): SQLAlchemy's execution layer costs about
-150 µs of CPU a statement and each trip to aiosqlite's thread about 130 µs more, while SQLite itself
-needs under 10 µs. A turn runs about two statements, so those costs, not SQLite, set the pace. Here a
-statement is compiled by SQLAlchemy once, its parameters and results go through the column types' own
-processors, and statements that arrive while a trip is under way go together in the next one. Each
-statement keeps its own outcome: one that fails raises SQLAlchemy's error to its caller alone.
+150 µs of CPU a statement and each trip to aiosqlite's thread about as much again, while SQLite itself
+needs under 10 µs. Here a statement is compiled by SQLAlchemy once, its parameters and results go
+through the column types' own processors, and it runs on sqlite3 at once, on the caller's thread.
+
+That never blocks the event loop on anything but SQLite's own work: a statement runs here only inside
+a transaction that already holds SQLite's write lock (see `storage.group_commit`), and in WAL mode
+nothing else makes it wait. What can wait is done elsewhere: BEGIN is retried with asyncio sleeps
+while another process writes, and checkpoints (which fsync) run in a thread on a connection of their own.
 
 Statements whose values SQLAlchemy computes while executing (Python-side column defaults, expanding
 IN lists) are not prepared here; the caller runs those through SQLAlchemy.
+
+This relies on private parts of SQLAlchemy's compiler (`positiontup`, `binds`, `insert_prefetch`…);
+pyproject.toml bounds its version and tests/test_private_shapes.py fails loudly when their shape changes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
+from sqlalchemy import Integer
 from sqlalchemy.engine import Dialect, IteratorResult
-from sqlalchemy.engine.result import SimpleResultMetaData
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine.result import SimpleResultMetaData, result_tuple
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 
-from storage.sqlite_driver import OneTripConnection
+from storage.sqlite_driver import run_statement
 
 Processor = Callable[[Any], Any] | None
-R = TypeVar("R")
+
+
+class DirectResult(IteratorResult):
+    """A result as SQLAlchemy gives it, with `inserted_primary_key` for a single-row INSERT."""
+
+    inserted: tuple[Any, ...] | None = None
+    why_no_key = "inserted_primary_key is only known for a single-row INSERT"
+
+    @property
+    def inserted_primary_key(self) -> Any:  # type: ignore[override]
+        if self.inserted is None:
+            raise InvalidRequestError(f"{self.why_no_key}; use RETURNING to read back what a statement wrote")
+        return self.inserted
 
 
 @dataclass(frozen=True)
@@ -39,17 +57,29 @@ class Prepared:
     keys: tuple[str, ...]  # the result columns
     results: tuple[Processor, ...]
     metadata: SimpleResultMetaData | None
+    # An INSERT's primary key: its columns, and which of them SQLite assigns (the rowid) when not given.
+    primary_key: tuple[str, ...] = ()
+    rowid_key: str | None = None
 
     def arguments(self, parameters: dict[str, Any] | None) -> tuple[Any, ...]:
         values = {**self.fixed, **parameters} if parameters else self.fixed
         return tuple(values[n] if p is None else p(values[n]) for n, p in zip(self.names, self.binds, strict=True))
 
-    def result(self, description: Any, rows: list[Any], rowcount: int) -> IteratorResult:
+    def result(self, outcome: tuple, parameters: Any, many: bool) -> DirectResult:
+        description, rows, rowcount, lastrowid = outcome
         metadata = self.metadata or SimpleResultMetaData([d[0] for d in description or ()])
         if any(self.results):
             rows = [tuple(v if p is None else p(v) for v, p in zip(row, self.results, strict=True)) for row in rows]
-        result = IteratorResult(metadata, iter(rows))
+        result = DirectResult(metadata, iter(rows))
         result.rowcount = rowcount  # type: ignore[attr-defined]
+        if self.primary_key and not many:
+            given = {**self.fixed, **(parameters or {})}
+            values = tuple(
+                lastrowid if k == self.rowid_key and given.get(k) is None else given.get(k) for k in self.primary_key
+            )
+            result.inserted = result_tuple(list(self.primary_key))(values)
+        elif self.primary_key:
+            result.why_no_key = "inserted_primary_key is not known for an executemany INSERT"
         return result
 
 
@@ -69,6 +99,13 @@ def prepare(statement: Any, dialect: Dialect, column_keys: tuple[str, ...]) -> P
     fixed = {n: given[n] for n in names if not compiled.binds[n].required}
     columns = list(getattr(statement, "exported_columns", ()))
     keys = tuple(c.key for c in columns)
+    primary_key: tuple[str, ...] = ()
+    rowid_key = None
+    if getattr(statement, "is_insert", False):
+        pk = list(statement.table.primary_key)
+        primary_key = tuple(c.key for c in pk)
+        if len(pk) == 1 and isinstance(pk[0].type, Integer):
+            rowid_key = pk[0].key
     return Prepared(
         sql=str(compiled),
         names=names,
@@ -77,104 +114,25 @@ def prepare(statement: Any, dialect: Dialect, column_keys: tuple[str, ...]) -> P
         keys=keys,
         results=tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns),
         metadata=SimpleResultMetaData(keys) if keys else None,
+        primary_key=primary_key,
+        rowid_key=rowid_key,
     )
 
 
-class Pipeline:
-    """The statements of one connection, sent to its thread in as few trips as the load allows."""
-
-    def __init__(self, driver: OneTripConnection) -> None:
-        self.driver = driver
-        # Held for each trip, by this pipeline or by SQLAlchemy running a statement not prepared here.
-        self.lock = asyncio.Lock()
-        self._queue: list[tuple[str, Any, bool, asyncio.Future[Any]]] = []
-        self._draining: asyncio.Task[None] | None = None
-        self._begin_pending = False
-
-    async def execute(self, prepared: Prepared, parameters: Any) -> IteratorResult:
-        sql, args, many = _bound(prepared, parameters)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((sql, args, many, future))
-        if self._draining is None:
-            self._draining = asyncio.ensure_future(self._drain())
-        try:
-            description, rows, rowcount = await future
-        except sqlite3.Error as e:
-            raise DBAPIError.instance(sql, args, e, sqlite3.Error) from e
-        return prepared.result(description, rows, rowcount)
-
-    # The transaction is ours, not SQLAlchemy's: BEGIN and COMMIT through it would cost a trip and its
-    # execution layer each, where BEGIN can ride with the transaction's first statements and COMMIT
-    # with its last writes.
-    def begin(self) -> None:
-        """Begin a transaction (BEGIN IMMEDIATE: it holds the write lock from its first read) with the
-        next trip. Should that BEGIN fail, so does every statement of the trip, and the next trip tries
-        to begin it again."""
-        self._begin_pending = True
-
-    async def run_sqlalchemy(self, work: Callable[[], Awaitable[R]]) -> R:
-        """Run a statement through SQLAlchemy's own execution, in the pipeline's transaction."""
-        async with self.lock:
-            if self._begin_pending:
-                await _raising_dbapi_errors("BEGIN IMMEDIATE", self.driver.begin_immediate())
-                self._begin_pending = False
-            return await work()
-
-    async def commit(self, last_writes: list[tuple[Prepared, Any]]) -> None:
-        """Run `last_writes`, then COMMIT, in one trip. If any fails, nothing is committed and this raises."""
-        await self.idle()
-        async with self.lock:
-            statements = [_bound(prepared, parameters) for prepared, parameters in last_writes]
-            begin, self._begin_pending = self._begin_pending, False
-            if begin and not statements:
-                return  # nothing was run: no transaction to end
-            await _raising_dbapi_errors("COMMIT", self.driver.commit_after(statements, begin=begin))
-
-    async def rollback(self) -> None:
-        # A cancelled turn may have left a statement on its way: it must not run after the ROLLBACK,
-        # outside any transaction.
-        await self.idle()
-        async with self.lock:
-            self._begin_pending = False
-            await _raising_dbapi_errors("ROLLBACK", self.driver.rollback_if_open())
-
-    async def idle(self) -> None:
-        """Return once every statement handed to the pipeline has been run."""
-        while self._draining is not None:
-            await asyncio.shield(self._draining)
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                async with self.lock:
-                    batch, self._queue = self._queue, []
-                    begin, self._begin_pending = self._begin_pending, False
-                    try:
-                        statements = [(sql, args, many) for sql, args, many, _ in batch]
-                        outcomes = await self.driver.run_all(statements, begin=begin)
-                    except BaseException as e:  # BEGIN, or the thread itself, failed: every statement did
-                        outcomes = [e] * len(batch)
-                        # Whatever this transaction runs next must still begin it, never run without one.
-                        self._begin_pending = begin
-                for (*_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(outcome, BaseException):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
-        finally:
-            self._draining = None
-
-
-def _bound(prepared: Prepared, parameters: Any) -> tuple[str, Any, bool]:
+def run(conn: sqlite3.Connection, prepared: Prepared, parameters: Any) -> DirectResult:
+    """Run `prepared` with `parameters` (a dict, or a list of them for executemany) on `conn`, now."""
     many = isinstance(parameters, Sequence) and not isinstance(parameters, str | bytes)
     args = [prepared.arguments(p) for p in parameters] if many else prepared.arguments(parameters)
-    return prepared.sql, args, many
-
-
-async def _raising_dbapi_errors(sql: str, work: Awaitable[None]) -> None:
     try:
-        await work
+        outcome = run_statement(conn, prepared.sql, args, many)
+    except sqlite3.Error as e:
+        raise DBAPIError.instance(prepared.sql, args, e, sqlite3.Error) from e
+    return prepared.result(outcome, parameters, many)
+
+
+def run_sql(conn: sqlite3.Connection, sql: str) -> None:
+    """A statement of our own (BEGIN, SAVEPOINT, COMMIT…), its error raised as SQLAlchemy's."""
+    try:
+        conn.execute(sql)
     except sqlite3.Error as e:
         raise DBAPIError.instance(sql, (), e, sqlite3.Error) from e

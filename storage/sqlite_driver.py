@@ -1,10 +1,12 @@
 """aiosqlite, with each statement done in one trip to its database thread.
 
 SQLAlchemy's aiosqlite adapter makes a cursor, executes, fetches and closes it as four separate
-trips between the event loop and aiosqlite's thread; a turn of the bot runs half a dozen statements,
-so those trips, not SQLite, set the pace. This connection hands SQLAlchemy a cursor that does all
-four in the thread at once, and runs a list of statements (with BEGIN before them or COMMIT after)
-in one trip for `storage.sqlite_direct`. Everything else is aiosqlite's own connection, unchanged.
+trips between the event loop and aiosqlite's thread. This connection hands SQLAlchemy a cursor that
+does all four in the thread at once, for the statements SQLAlchemy still runs itself (migrations, and
+those `storage.sqlite_direct` does not prepare). Everything else is aiosqlite's own connection.
+
+This relies on two private parts of aiosqlite (`Connection._execute`, `Connection._conn`); pyproject.toml
+bounds its version and tests/test_private_shapes.py fails loudly when their shape changes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import aiosqlite
 
 
-def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> tuple:
+def run_statement(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> tuple:
     cursor = conn.cursor()
     try:
         if many:
@@ -28,18 +30,6 @@ def _run(conn: sqlite3.Connection, sql: str, params: Any, many: bool) -> tuple:
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
-
-
-def _run_all(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]], begin: bool) -> list[Any]:
-    if begin:
-        conn.execute("BEGIN IMMEDIATE")  # if it fails, it raises: none of them may run outside a transaction
-    outcomes: list[Any] = []
-    for sql, params, many in statements:
-        try:
-            outcomes.append(_run(conn, sql, params, many)[:3])
-        except sqlite3.Error as e:  # that statement's own failure; SQLite undid only it
-            outcomes.append(e)
-    return outcomes
 
 
 class OneTripCursor:
@@ -61,7 +51,7 @@ class OneTripCursor:
     async def _go(self, sql: str, params: Any, many: bool) -> OneTripCursor:
         conn = self._connection
         self.description, self._rows, self.rowcount, self.lastrowid = await conn._execute(
-            _run, conn._conn, sql, params, many
+            run_statement, conn._conn, sql, params, many
         )
         return self
 
@@ -87,43 +77,15 @@ class OneTripCursor:
         self._rows = []
 
 
-def _begin(conn: sqlite3.Connection) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-
-
-def _commit_after(conn: sqlite3.Connection, statements: list[tuple[str, Any, bool]], begin: bool) -> None:
-    if begin:
-        _begin(conn)
-    for sql, params, many in statements:
-        _run(conn, sql, params, many)  # the first failure stops here, before COMMIT
-    conn.execute("COMMIT")
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:
-        conn.execute("ROLLBACK")
-
-
 class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
-    async def run_all(self, statements: list[tuple[str, Any, bool]], *, begin: bool = False) -> list[Any]:
-        """Run (sql, parameters, executemany?) statements in order, in one trip, after BEGIN IMMEDIATE if
-        `begin`: for each, its (description, rows, rowcount) or the sqlite3 error it raised. Raises, having
-        run none of them, if BEGIN fails."""
-        return await self._execute(_run_all, self._conn, statements, begin)
-
-    async def begin_immediate(self) -> None:
-        await self._execute(_begin, self._conn)
-
-    async def commit_after(self, statements: list[tuple[str, Any, bool]], *, begin: bool = False) -> None:
-        """Run the statements (after BEGIN IMMEDIATE if `begin`), then COMMIT, in one trip; if one fails,
-        it raises and nothing is committed (the transaction stays open for the caller to roll back)."""
-        await self._execute(_commit_after, self._conn, statements, begin)
-
-    async def rollback_if_open(self) -> None:
-        await self._execute(_rollback, self._conn)
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself, for statements run on the caller's thread (`storage.sqlite_direct`).
+        Only while nothing else runs on it in aiosqlite's thread."""
+        return self._conn
 
 
 def one_trip_creator(path: str):  # type: ignore[no-untyped-def]

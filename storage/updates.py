@@ -8,7 +8,6 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import insert_ignoring_conflicts, per_dialect
-from storage.group_commit import deferring
 from storage.schema import processed_updates
 
 _MARK = per_dialect(
@@ -23,13 +22,8 @@ class Updates:
         self.conn = conn
 
     async def mark(self, key: str, at: datetime, reply: str | None) -> bool:
-        """Record `key` as processed; False when it already was (the caller then rolls back). In a
-        group-committed batch the marker is written at the batch's end; the turn checked it was new
-        when it began (`Turns.load`), holding the user's lock."""
+        """Record `key` as processed; False when it already was (the caller then rolls back)."""
         parameters = {"key": key, "at": at, "reply": reply}
-        if deferring(self.conn):
-            self.conn.defer("updates", key, _MARK(self.conn), parameters)
-            return True
         return (await self.conn.execute(_MARK(self.conn), parameters)).rowcount == 1
 
     async def seen(self, key: str) -> tuple[bool, str | None]:

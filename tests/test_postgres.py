@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -40,8 +41,9 @@ from tests.test_storage import (  # noqa: F401
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
+@asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """The URL of a new database on the server, dropped afterwards; the test is skipped without a server."""
     try:
         admin = await asyncpg.connect(SERVER, timeout=5)
     except (OSError, asyncpg.PostgresError) as e:
@@ -53,6 +55,12 @@ async def pg_url() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    async with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
