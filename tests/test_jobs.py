@@ -43,7 +43,13 @@ async def _record_slowly(app: BotContext, job: Job) -> None:
     await _record(app, job)
 
 
+async def _record_after_a_while(app: BotContext, job: Job) -> None:
+    await asyncio.sleep(0.6)
+    await _record(app, job)
+
+
 register("test.record", _record)
+register("test.long", _record_after_a_while)
 register("test.slow", _record_slowly)
 register("test.once", _record, max_attempts=1)
 register("test.flaky", _fail, max_attempts=3, base_backoff=timedelta(seconds=10), max_backoff=timedelta(seconds=15))
@@ -77,14 +83,14 @@ async def schedule_many(app: BotContext, n: int, kind: str = "test.record") -> l
         return [(await tx.jobs.schedule(kind, now - timedelta(seconds=i % 7), now)).id for i in range(n)]
 
 
-async def each_runs_once_with_runners(app: BotContext, runners: int, jobs: int) -> None:
+async def each_runs_once_with_runners(app: BotContext, runners: int, jobs: int, batch: int = 7) -> None:
     ids = await schedule_many(app, jobs)
     # Each runner is another process's connection to the same database.
     others = [Database(app.settings.database_url) for _ in range(runners)]
 
     async def runner(db: Database, name: str) -> None:
         own = replace(app, db=db)
-        while await run_due(own, runner_id=name, limit=40, batch=7):
+        while await run_due(own, runner_id=name, limit=40, batch=batch):
             pass
 
     try:
@@ -108,7 +114,8 @@ async def test_each_due_job_runs_once_with_three_runners_on_postgresql(pg_url: s
     settings = Settings(database_url=pg_url, secret_key="test-secret-key")
     async with running_bot(settings, run_jobs=False) as (bot, _):
         assert bot.db.engine.dialect.name == "postgresql"
-        await each_runs_once_with_runners(bot, runners=3, jobs=200)
+        # Few jobs at once per runner: each holds a connection, and the server's are shared with other tests.
+        await each_runs_once_with_runners(bot, runners=3, jobs=200, batch=3)
 
 
 PROCESS = """
@@ -260,6 +267,26 @@ async def test_a_job_whose_runner_died_is_run_by_another_once_its_lease_passes(a
         killer = await tx.jobs.get("killer")
     assert killer is not None and (killer.status, killer.last_error) == (FAILED, "LeaseExpired")
     assert str(killer.id) not in await runs(app)
+
+
+async def test_a_long_job_keeps_its_lease_and_stops_when_it_is_cancelled(app: BotContext) -> None:
+    lease = timedelta(seconds=0.3)  # renewed every 0.1 s while the job runs
+    async with app.db.transaction() as tx:
+        long = await tx.jobs.schedule("test.long", app.now(), app.now(), key="long")
+    first = asyncio.create_task(run_due(app, runner_id="first", lease=lease))
+    await asyncio.sleep(0.45)  # past the first lease: only a renewed one keeps the job from the second runner
+    assert await run_due(app, runner_id="second", lease=lease) == 0
+    assert await first == 1
+    assert await runs(app) == Counter({str(long.id): 1})
+
+    async with app.db.transaction() as tx:
+        cancelled = await tx.jobs.schedule("test.long", app.now(), app.now(), key="cancelled")
+    running = asyncio.create_task(run_due(app, runner_id="first", lease=lease))
+    await asyncio.sleep(0.05)
+    async with app.db.transaction() as tx:
+        assert await tx.jobs.cancel("cancelled")  # while it runs: its next renewal finds it gone
+    assert await running == 1
+    assert str(cancelled.id) not in await runs(app)  # stopped before it recorded anything
 
 
 async def test_a_job_due_while_nothing_ran_runs_once_after_start(settings: Settings) -> None:
