@@ -35,17 +35,22 @@ from storage.sqlite_driver import run_statement
 Processor = Callable[[Any], Any] | None
 
 
-class DirectResult(IteratorResult):
-    """A result as SQLAlchemy gives it, with `inserted_primary_key` for a single-row INSERT."""
+_NO_COLUMNS = SimpleResultMetaData([])
 
-    inserted: tuple[Any, ...] | None = None
-    why_no_key = "inserted_primary_key is only known for a single-row INSERT"
+
+class DirectResult(IteratorResult):
+    """A result as SQLAlchemy gives it, with `inserted_primary_key` for a single-row INSERT (worked out
+    only when asked for: most callers never do)."""
+
+    _inserted: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
+    _why_no_key = "inserted_primary_key is only known for a single-row INSERT"
 
     @property
     def inserted_primary_key(self) -> Any:  # type: ignore[override]
-        if self.inserted is None:
-            raise InvalidRequestError(f"{self.why_no_key}; use RETURNING to read back what a statement wrote")
-        return self.inserted
+        if self._inserted is None:
+            raise InvalidRequestError(f"{self._why_no_key}; use RETURNING to read back what a statement wrote")
+        keys, values = self._inserted
+        return result_tuple(list(keys))(values)
 
 
 @dataclass(frozen=True)
@@ -67,19 +72,18 @@ class Prepared:
 
     def result(self, outcome: tuple, parameters: Any, many: bool) -> DirectResult:
         description, rows, rowcount, lastrowid = outcome
-        metadata = self.metadata or SimpleResultMetaData([d[0] for d in description or ()])
+        metadata = self.metadata or (SimpleResultMetaData([d[0] for d in description]) if description else _NO_COLUMNS)
         if any(self.results):
             rows = [tuple(v if p is None else p(v) for v, p in zip(row, self.results, strict=True)) for row in rows]
         result = DirectResult(metadata, iter(rows))
         result.rowcount = rowcount  # type: ignore[attr-defined]
         if self.primary_key and not many:
             given = {**self.fixed, **(parameters or {})}
-            values = tuple(
-                lastrowid if k == self.rowid_key and given.get(k) is None else given.get(k) for k in self.primary_key
-            )
-            result.inserted = result_tuple(list(self.primary_key))(values)
+            rowid = self.rowid_key
+            values = tuple(lastrowid if k == rowid and given.get(k) is None else given.get(k) for k in self.primary_key)
+            result._inserted = (self.primary_key, values)
         elif self.primary_key:
-            result.why_no_key = "inserted_primary_key is not known for an executemany INSERT"
+            result._why_no_key = "inserted_primary_key is not known for an executemany INSERT"
         return result
 
 
