@@ -15,6 +15,7 @@ from bot.flows import all_flows
 from bot.locale import Locale
 from bot.services.crypto import Keyring
 from bot.services.jobs import JobRunner, register
+from bot.services.media import purge_unlinked
 from storage import Database, migrate
 from storage.jobs import DONE, FAILED, Job
 
@@ -26,6 +27,8 @@ KEEP_ANSWERS = timedelta(hours=1)
 KEEP_MARKERS = timedelta(days=3)
 KEEP_DONE_JOBS = timedelta(days=7)
 KEEP_FAILED_JOBS = timedelta(days=30)  # long enough for staff to see them in `gigunion jobs list`
+# A file is linked by the turn it came with; one still unlinked after this belongs to no turn that will.
+KEEP_UNLINKED_MEDIA = timedelta(days=1)
 HOUSEKEEPING_EVERY = timedelta(minutes=10)
 HOUSEKEEPING = "housekeeping"  # the job kind, and the key of its one recurring job
 
@@ -81,6 +84,7 @@ async def tidy(app: BotContext) -> None:
 
 async def housekeeping(app: BotContext, job: Job) -> datetime:
     await tidy(app)
+    await purge_unlinked(app.db, app.settings.media_path(), app.now() - KEEP_UNLINKED_MEDIA)
     return app.now() + HOUSEKEEPING_EVERY
 
 

@@ -20,6 +20,7 @@ from bot.engine.context import BotContext
 from bot.runtime import HOUSEKEEPING, HOUSEKEEPING_EVERY, ensure_housekeeping, running_bot
 from bot.services import jobs as job_service
 from bot.services.jobs import KINDS, LEASE, register, report, run_due, schedule
+from bot.services.media import TEMP_DIR
 from storage import Database
 from storage.jobs import DONE, FAILED, PENDING, RUNNING, Job
 from storage.sessions import Session
@@ -341,11 +342,17 @@ async def test_housekeeping_purges_expired_sessions_and_reschedules_itself(app: 
         job = await tx.jobs.get(HOUSEKEEPING)
     assert job is not None and (job.status, job.attempts, job.due_at) == (PENDING, 0, now + HOUSEKEEPING_EVERY)
     assert await run_due(app, runner_id="r") == 0
-    # Its next run comes round, and sweeps what has expired since.
+    # Its next run comes round, and sweeps what has expired since, and files a crash left half-stored.
+    left = app.settings.media_path() / TEMP_DIR / "left-by-a-crash"
+    left.parent.mkdir(parents=True, exist_ok=True)
+    left.write_bytes(b"half a photo")
+    two_days_ago = (now - timedelta(days=2)).timestamp()
+    os.utime(left, (two_days_ago, two_days_ago))
     later = at(app, now + HOUSEKEEPING_EVERY)
     assert await run_due(later, runner_id="r") == 1
     async with app.db.transaction() as tx:
         assert await tx.sessions.get("console:c") is None
+    assert not left.exists()
 
 
 async def test_running_bot_starts_and_stops_its_runner_which_wakes_for_a_job_scheduled_in_process(
