@@ -139,3 +139,34 @@ async def test_a_database_behind_the_newest_migration_is_not_current(settings: S
         async with bot.db.engine.begin() as conn:
             await conn.execute(text("DROP TABLE alembic_version"))
         assert not await schema_is_current(bot.db)
+
+
+def gigunion(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+async def test_jobs_run_runs_what_is_due_once_and_jobs_list_shows_waiting_and_failed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from storage import Database
+
+    first = gigunion(env, "jobs", "run")
+    assert first.returncode == 0 and first.stdout.strip() == "1 job(s) run", first.stderr  # housekeeping, due at once
+    assert gigunion(env, "jobs", "run").stdout.strip() == "0 job(s) run"  # it has moved itself ten minutes on
+    db = Database(env["GIGUNION_DATABASE_URL"])
+    now = datetime.now(UTC)
+    async with db.transaction() as tx:
+        await tx.jobs.schedule("no-such-kind", now - timedelta(hours=1), now, {"booking": 7}, key="x:1")
+        [claimed] = await tx.jobs.claim_due(["no-such-kind"], "a-runner", now, timedelta(minutes=1), 1)
+        await tx.jobs.fail(claimed, "ValueError", now, max_attempts=1, base=timedelta(0), cap=timedelta(0))
+    await db.close()
+    listed = json.loads(gigunion(env, "jobs", "list", "--json").stdout)
+    assert listed["counts"]["pending"] == 1 and [j["kind"] for j in listed["failed"]] == ["no-such-kind"]
+    assert listed["failed"][0]["last_error"] == "ValueError"
+    assert datetime.fromisoformat(listed["next_due"]) > now + timedelta(minutes=9)
+    text = gigunion(env, "jobs", "list").stdout
+    assert "failed\t" in text and "no-such-kind" in text and "housekeeping" not in text.split("\n", 1)[1]

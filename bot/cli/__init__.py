@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import card, db, members, staff, telegram, wechat
+from bot.cli import card, db, jobs, members, staff, telegram, wechat
 from bot.cli.common import configure
 from bot.cli.console import console
 from bot.cli.serve import serve
@@ -29,8 +29,7 @@ app.add_typer(staff.app, name="staff")
 app.add_typer(members.app, name="members")
 app.add_typer(telegram.app, name="telegram")
 app.add_typer(wechat.app, name="wechat")
-# Scheduled jobs (`gigunion jobs run|list`) go here: `from bot.cli import jobs` above, and
-# app.add_typer(jobs.app, name="jobs")
+app.add_typer(jobs.app, name="jobs")
 
 
 def main() -> None:
