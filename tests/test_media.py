@@ -10,12 +10,10 @@ from __future__ import annotations
 import io
 import os
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
@@ -42,6 +40,7 @@ from bot.services.media import (
 )
 from storage.schema import media
 from tests.chat import Chat
+from tests.test_postgres import postgres_database
 
 L = Locale()
 GPS_IFD = 0x8825
@@ -137,7 +136,6 @@ async def session_step(app: BotContext, user_key: str) -> str | None:
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------
-PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -146,17 +144,8 @@ async def db_url(request, tmp_path: Path) -> AsyncIterator[str]:  # type: ignore
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'gigunion.db'}"
         return
-    try:
-        admin = await asyncpg.connect(PG_SERVER, timeout=5)
-    except (OSError, asyncpg.PostgresError) as e:
-        pytest.skip(f"no PostgreSQL server on 127.0.0.1:5432 ({type(e).__name__})")
-    name = f"gigunion_test_{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,17 +16,11 @@ from bot.services.outbox import OutboxSender, enqueue
 from bot.services.wechat_api import WeChatApi, WeChatError
 from bot.services.wechat_deliver import WeChatDeliverer
 from storage.outbox import FAILED, SENT, UNREACHABLE
-from tests.fakes.wechat_api import APPID, SECRET, FakeWeChatApi, fake_wechat_api
+from tests.fakes.wechat_api import APPID, SECRET, FakeWeChatApi
 from tests.fakes.wechat_push import AES_KEY, TOKEN, wechat_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXT = {"msgtype": "text", "text": {"content": "你好"}}
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWeChatApi]:
-    async with fake_wechat_api() as api:
-        yield api
 
 
 @pytest.fixture

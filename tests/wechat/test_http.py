@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,7 +13,6 @@ from sqlalchemy import func, select
 
 from bot.engine.messages import Incoming, Kind, Outgoing
 from storage.schema import outbox, processed_updates, sessions
-from tests.fakes.wechat_api import FakeWeChatApi, fake_wechat_api
 from tests.fakes.wechat_push import (
     TOKEN,
     event_xml,
@@ -22,22 +20,10 @@ from tests.fakes.wechat_push import (
     plain_signature,
     text_xml,
     wechat_bot,
-    wechat_settings,
 )
 
 RIDER = "oRider_0000000000000000000001"
 NUMBER = re.compile(r"HB\d{4}\d{6}")
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWeChatApi]:
-    async with fake_wechat_api() as api:
-        yield api
-
-
-@pytest.fixture
-def settings(make_settings, fake):  # type: ignore[no-untyped-def]
-    return wechat_settings(make_settings, fake.base)
 
 
 class Counting:

@@ -4,11 +4,8 @@ oversize file each get a polite answer and leave nothing behind."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from tests.fakes.wechat_api import FakeWeChatApi, fake_wechat_api
 from tests.fakes.wechat_push import message_xml, text_xml, wechat_bot, wechat_settings
 from tests.test_media import (
     FAKE_JPEG,
@@ -23,12 +20,6 @@ from tests.test_media import (
 )
 
 RIDER = "oRider_media_0000000000000001"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWeChatApi]:
-    async with fake_wechat_api() as api:
-        yield api
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import bot.runtime as bot_runtime
 from bot.engine.flow import Flow
 from bot.runtime import running_bot
 from bot.services.wechat_admin import MAX_SUB, MAX_TOP, configured_menu, menu_problems, plan_default_menu
-from tests.fakes.wechat_api import FakeWeChatApi, fake_wechat_api
+from tests.fakes.wechat_api import FakeWeChatApi
 from tests.fakes.wechat_push import wechat_bot, wechat_settings
 from tests.wechat.test_api import cli
 
@@ -35,12 +35,6 @@ def keys(menu: dict) -> list[str]:
 
 def warnings(caplog) -> list[str]:  # type: ignore[no-untyped-def]
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "wechat menu" in r.getMessage()]
-
-
-@pytest.fixture
-async def fake():  # type: ignore[no-untyped-def]
-    async with fake_wechat_api() as api:
-        yield api
 
 
 async def test_more_flows_than_fit_are_named_in_a_warning(bot, caplog) -> None:  # type: ignore[no-untyped-def]

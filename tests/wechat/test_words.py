@@ -4,7 +4,6 @@ said there asks a rider to tap a button or share a contact; Telegram has buttons
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,8 +11,7 @@ from bot.engine.messages import T
 from bot.locale import CHANNEL_WORDS, Locale
 from bot.services.wechat_render import render
 from tests.chat import Chat
-from tests.fakes.wechat_api import FakeWeChatApi, fake_wechat_api
-from tests.fakes.wechat_push import text_xml, wechat_bot, wechat_settings
+from tests.fakes.wechat_push import text_xml, wechat_bot
 
 L = Locale()
 RIDER = "oRider_0000000000000000000077"
@@ -25,17 +23,6 @@ TAPPING_EN = re.compile(r"\btap|\bbutton|\bshare", re.IGNORECASE)
 
 def tapping(text: str) -> list[str]:
     return TAPPING_ZH.findall(text) + TAPPING_EN.findall(text)
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWeChatApi]:
-    async with fake_wechat_api() as api:
-        yield api
-
-
-@pytest.fixture
-def settings(make_settings, fake):  # type: ignore[no-untyped-def]
-    return wechat_settings(make_settings, fake.base)
 
 
 async def test_help_on_wechat_says_reply_with_the_number_and_never_tap(settings) -> None:  # type: ignore[no-untyped-def]
