@@ -28,10 +28,21 @@ from tests.test_join import (  # noqa: F401
     test_same_phone_joined_at_once_from_two_identities,
     test_two_identical_inputs_at_once_make_one_member,
 )
+from tests.test_paging import (  # noqa: F401
+    admin,
+    test_a_stale_page_button_does_not_move_the_list,
+    test_next_and_previous_pages,
+)
 from tests.test_privacy import (  # noqa: F401
     test_leaving_deletes_personal_data_and_keeps_a_count,
     test_my_data_shows_everything_held_masked,
     test_staff_verify_cards_in_the_bot,
+)
+from tests.test_roles import (  # noqa: F401
+    test_a_member_who_left_mid_flow_is_stopped_at_the_next_message,
+    test_a_staffer_removed_mid_flow_is_stopped_at_the_next_message,
+    test_each_role_sees_exactly_its_tools,
+    tools,
 )
 from tests.test_storage import (  # noqa: F401
     test_a_lease_goes_to_one_process_at_a_time,
