@@ -92,6 +92,7 @@ class GroupCommit:
         self.batching = batching  # False: every turn is committed on its own
         self.max_batch = max_batch
         self.busy_seconds = BUSY_TIMEOUT_MS / 1000
+        self.checkpoint_seconds = CHECKPOINT_EVERY
         # One turn, or one piece of other work, at a time on the one connection; FIFO, so a queued
         # commit ends the transaction after the turns that were waiting before it and no others.
         self._lock = asyncio.Lock()
@@ -239,30 +240,29 @@ class GroupCommit:
             self._raw.execute("PRAGMA busy_timeout = 0")
             if self.path != ":memory:":
                 self._raw.execute("PRAGMA wal_autocheckpoint = 0")
-                self._checkpoints = asyncio.ensure_future(self._checkpoint_every(CHECKPOINT_EVERY))
+                self._checkpoints = asyncio.ensure_future(self._checkpoint_every())
         return self._conn, self._raw
 
-    async def _checkpoint_every(self, seconds: float) -> None:
-        other: list[sqlite3.Connection] = []
-
-        def checkpoint() -> None:
-            if not other:
-                other.append(sqlite3.connect(self.path, check_same_thread=False, isolation_level=None))
-                other[0].execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            other[0].execute("PRAGMA wal_checkpoint(PASSIVE)")
-
-        try:
-            while True:
-                await asyncio.sleep(seconds)
-                if self._commits:
-                    self._commits = 0
-                    with contextlib.suppress(sqlite3.Error):  # busy now: the next one copies it all
-                        await asyncio.to_thread(checkpoint)
-        finally:
-            for conn in other:
-                conn.close()
+    async def _checkpoint_every(self) -> None:
+        while True:
+            await asyncio.sleep(self.checkpoint_seconds)
+            if self._commits:
+                self._commits = 0
+                with contextlib.suppress(sqlite3.Error):  # busy now: the next one copies it all
+                    await asyncio.to_thread(_checkpoint, self.path)
 
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _checkpoint(path: str) -> None:
+    # A connection of its own, opened and closed in the thread: a cancelled wait for this must never
+    # leave a connection that another thread closes under it.
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        conn.close()

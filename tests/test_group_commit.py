@@ -141,3 +141,29 @@ async def test_waiting_for_another_process_never_stalls_the_event_loop(db: Datab
     ticking.cancel()
     other_process.close()
     assert ticks > 30 and await actions(db) == ["noop"]
+
+
+async def test_a_close_while_a_checkpoint_runs_in_its_thread_is_safe(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from storage import group_commit
+
+    path, real, finished = tmp_path / "c.db", group_commit._checkpoint, []
+
+    def slow_checkpoint(where: str) -> None:
+        time.sleep(0.1)  # still copying when the database is closed (this once crashed the process)
+        real(where)
+        finished.append(where)
+
+    monkeypatch.setattr(group_commit, "_checkpoint", slow_checkpoint)
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    await migrate.upgrade(database)
+    database._group.checkpoint_seconds = 0.01  # type: ignore[union-attr]
+    await database.run_turn(turn_noop)
+    await asyncio.sleep(0.05)  # the checkpoint has started
+    await database.close()
+    await asyncio.sleep(0.15)
+    assert finished == [str(path)]
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    assert await actions(database) == ["noop"]
+    await database.close()
