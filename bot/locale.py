@@ -48,6 +48,8 @@ class Locale:
         self._envs = {lang: self._env(lang) for lang in self.languages}
         self._fixed: dict[tuple[str, str, str], str] = {}
         self._words: dict[tuple[str, str], dict[str, str]] = {}
+        # Compiled once: jinja's own cache look-up (a lock and a loader check) cost as much as many renders.
+        self._templates: dict[tuple[str, str], jinja2.Template] = {}
 
     def _env(self, lang: str) -> jinja2.Environment:
         catalog = _catalog(self.directory, lang)
@@ -81,7 +83,10 @@ class Locale:
 
     def _render(self, lang: str, text: T, channel: str = "") -> str:
         words = self._words.get((lang, channel)) or self._channel_words(lang, channel)
-        return self._envs[lang].get_template(text.key).render(**words, **text.context).strip()
+        template = self._templates.get((lang, text.key))
+        if template is None:
+            template = self._templates[(lang, text.key)] = self._envs[lang].get_template(text.key)
+        return template.render(**words, **text.context).strip()
 
     def _channel_words(self, lang: str, channel: str) -> dict[str, str]:
         catalog = _catalog(self.directory, lang)

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage.sqlite_direct import prepare, run, run_sql
+from storage.sqlite_direct import prepared_for, run, run_sql
 
 R = TypeVar("R")
 
@@ -59,7 +59,7 @@ class SharedConnection:
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
         first = parameters[0] if isinstance(parameters, list) else parameters
-        prepared = prepare(statement, self.dialect, tuple(sorted(first or ())))
+        prepared = prepared_for(statement, self.dialect, tuple(first or ()))
         if prepared is not None:
             return run(self._raw, prepared, parameters)
         # SQLAlchemy runs it in aiosqlite's thread, in our transaction: nothing else uses the connection

@@ -38,19 +38,33 @@ Processor = Callable[[Any], Any] | None
 _NO_COLUMNS = SimpleResultMetaData([])
 
 
-class DirectResult(IteratorResult):
-    """A result as SQLAlchemy gives it, with `inserted_primary_key` for a single-row INSERT (worked out
-    only when asked for: most callers never do)."""
+class _Written:
+    """`inserted_primary_key` for a single-row INSERT, worked out only when asked for (most callers never do)."""
 
     _inserted: tuple[tuple[str, ...], tuple[Any, ...]] | None = None
     _why_no_key = "inserted_primary_key is only known for a single-row INSERT"
 
     @property
-    def inserted_primary_key(self) -> Any:  # type: ignore[override]
+    def inserted_primary_key(self) -> Any:
         if self._inserted is None:
             raise InvalidRequestError(f"{self._why_no_key}; use RETURNING to read back what a statement wrote")
         keys, values = self._inserted
         return result_tuple(list(keys))(values)
+
+
+class DirectResult(_Written, IteratorResult):
+    """A result as SQLAlchemy gives it."""
+
+
+class NoRows(_Written):
+    """The outcome of a statement that returns no rows (most writes): its `rowcount`. Building SQLAlchemy's
+    result object costs more than many of these statements take in SQLite, so it is built only if asked."""
+
+    def __init__(self, rowcount: int) -> None:
+        self.rowcount = rowcount
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(DirectResult(_NO_COLUMNS, iter(())), name)
 
 
 @dataclass(frozen=True)
@@ -66,17 +80,24 @@ class Prepared:
     primary_key: tuple[str, ...] = ()
     rowid_key: str | None = None
 
-    def arguments(self, parameters: dict[str, Any] | None) -> tuple[Any, ...]:
-        values = {**self.fixed, **parameters} if parameters else self.fixed
-        return tuple(values[n] if p is None else p(values[n]) for n, p in zip(self.names, self.binds, strict=True))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_params", tuple(zip(self.names, self.binds, strict=True)))
+        object.__setattr__(self, "_processed", any(self.results))
 
-    def result(self, outcome: tuple, parameters: Any, many: bool) -> DirectResult:
+    def arguments(self, parameters: dict[str, Any] | None) -> list[Any]:
+        values = {**self.fixed, **parameters} if self.fixed and parameters else parameters or self.fixed
+        return [values[n] if p is None else p(values[n]) for n, p in self._params]  # type: ignore[attr-defined]
+
+    def result(self, outcome: tuple, parameters: Any, many: bool) -> DirectResult | NoRows:
         description, rows, rowcount, lastrowid = outcome
-        metadata = self.metadata or (SimpleResultMetaData([d[0] for d in description]) if description else _NO_COLUMNS)
-        if any(self.results):
-            rows = [tuple(v if p is None else p(v) for v, p in zip(row, self.results, strict=True)) for row in rows]
-        result = DirectResult(metadata, iter(rows))
-        result.rowcount = rowcount  # type: ignore[attr-defined]
+        if description is None:
+            result: DirectResult | NoRows = NoRows(rowcount)
+        else:
+            if self._processed:  # type: ignore[attr-defined]
+                processors = self.results
+                rows = [tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True)) for row in rows]
+            result = DirectResult(self.metadata or SimpleResultMetaData([d[0] for d in description]), iter(rows))
+            result.rowcount = rowcount  # type: ignore[attr-defined]
         if self.primary_key and not many:
             given = {**self.fixed, **(parameters or {})}
             rowid = self.rowid_key
@@ -85,6 +106,13 @@ class Prepared:
         elif self.primary_key:
             result._why_no_key = "inserted_primary_key is not known for an executemany INSERT"
         return result
+
+
+@lru_cache(maxsize=512)
+def prepared_for(statement: Any, dialect: Dialect, given: tuple[str, ...]) -> Prepared | None:
+    """`prepare`, looked up by the parameter names in the order the caller gave them (the same at each
+    call site), so the common case costs one cache look-up and no sorting."""
+    return prepare(statement, dialect, tuple(sorted(given)))
 
 
 @lru_cache(maxsize=256)  # keeps the statements it has seen alive, so their identity stays theirs
@@ -123,7 +151,7 @@ def prepare(statement: Any, dialect: Dialect, column_keys: tuple[str, ...]) -> P
     )
 
 
-def run(conn: sqlite3.Connection, prepared: Prepared, parameters: Any) -> DirectResult:
+def run(conn: sqlite3.Connection, prepared: Prepared, parameters: Any) -> DirectResult | NoRows:
     """Run `prepared` with `parameters` (a dict, or a list of them for executemany) on `conn`, now."""
     many = isinstance(parameters, Sequence) and not isinstance(parameters, str | bytes)
     args = [prepared.arguments(p) for p in parameters] if many else prepared.arguments(parameters)
