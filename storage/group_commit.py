@@ -68,8 +68,9 @@ class SharedConnection:
 
 
 class _Transaction:
-    def __init__(self, shared: SharedConnection) -> None:
+    def __init__(self, shared: SharedConnection, unit: Any) -> None:
         self.shared = shared
+        self.unit = unit  # every repository on `shared`: they hold nothing else, so its turns share them
         self.turns = 0
         self.commit_queued = False
         self.committed: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -157,7 +158,7 @@ class GroupCommit:
             tx = await self._open()
             run_sql(self._raw, "SAVEPOINT turn")  # type: ignore[arg-type]
             try:
-                outcome = await fn(self.wrap(tx.shared))
+                outcome = await fn(tx.unit)
             except BaseException:
                 self._undo("turn", tx)
                 if self._tx is None:  # the transaction went with it: settle the turns that ran in it
@@ -192,7 +193,8 @@ class GroupCommit:
         if self._tx is None:
             conn, raw = await self._connection()
             await self._begin(raw)
-            self._tx = _Transaction(SharedConnection(conn, raw))
+            shared = SharedConnection(conn, raw)
+            self._tx = _Transaction(shared, self.wrap(shared))
         return self._tx
 
     async def _begin(self, raw: sqlite3.Connection) -> None:
