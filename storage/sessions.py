@@ -42,6 +42,8 @@ _RESET_EXPIRED = (
     .where(sessions.c.expires_at <= bindparam("now"))
     .values(flow=None, step=None, data="{}", choices="[]", expires_at=None, version=sessions.c.version + 1)
 )
+# One encoder for every save: json.dumps with options makes a new one each call.
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
 _REACHABLE = update(identities).where(identities.c.user_key == bindparam("key")).values(unreachable=False)
 
 
@@ -73,8 +75,8 @@ class Sessions:
             "user_key": s.user_key,
             "flow": s.flow,
             "step": s.step,
-            "data": json.dumps(s.data, ensure_ascii=False),
-            "choices": json.dumps(s.choices, ensure_ascii=False),
+            "data": _JSON(s.data),
+            "choices": _JSON(s.choices),
             "version": s.version,
             "lang": s.lang,
             "expires_at": s.expires_at,

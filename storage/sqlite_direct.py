@@ -82,7 +82,7 @@ class Prepared:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_params", tuple(zip(self.names, self.binds, strict=True)))
-        object.__setattr__(self, "_processed", any(self.results))
+        object.__setattr__(self, "_processed", tuple((i, p) for i, p in enumerate(self.results) if p is not None))
 
     def arguments(self, parameters: dict[str, Any] | None) -> list[Any]:
         values = {**self.fixed, **parameters} if self.fixed and parameters else parameters or self.fixed
@@ -94,8 +94,7 @@ class Prepared:
             result: DirectResult | NoRows = NoRows(rowcount)
         else:
             if self._processed:  # type: ignore[attr-defined]
-                processors = self.results
-                rows = [tuple(v if p is None else p(v) for v, p in zip(row, processors, strict=True)) for row in rows]
+                rows = [_processed(row, self._processed) for row in rows]  # type: ignore[attr-defined]
             result = DirectResult(self.metadata or SimpleResultMetaData([d[0] for d in description]), iter(rows))
             result.rowcount = rowcount  # type: ignore[attr-defined]
         if self.primary_key and not many:
@@ -106,6 +105,13 @@ class Prepared:
         elif self.primary_key:
             result._why_no_key = "inserted_primary_key is not known for an executemany INSERT"
         return result
+
+
+def _processed(row: tuple, processors: tuple[tuple[int, Callable[[Any], Any]], ...]) -> list[Any]:
+    values = list(row)
+    for i, process in processors:
+        values[i] = process(values[i])
+    return values
 
 
 @lru_cache(maxsize=512)
