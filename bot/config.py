@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,17 @@ class Station:
 
 
 @dataclass(frozen=True)
+class UnionContact:
+    """How a rider reaches a person at the union: the desk's phone and its hours, and optionally a
+    WeChat account and an email address."""
+
+    phone: str
+    hours: Localized
+    wechat: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
 class UnionProfile:
     name: Localized
     member_prefix: str
@@ -54,6 +66,8 @@ class UnionProfile:
     work_kinds: tuple[WorkKind, ...]
     stations: tuple[Station, ...]
     benefits: Localized
+    # None when the union gave no [union.contact]: riders asking for a person are sent to the stations.
+    contact: UnionContact | None = None
 
     @property
     def default_language(self) -> str:
@@ -87,7 +101,19 @@ class UnionProfile:
                 for s in table.get("stations", ())
             ),
             benefits=loc(table.get("benefits", {fallback: []})),
+            contact=_contact(table.get("contact"), loc),
         )
+
+
+def _contact(table: dict[str, Any] | None, loc: Callable[[Any], Localized]) -> UnionContact | None:
+    if not table or not str(table.get("phone", "")).strip():
+        return None
+    return UnionContact(
+        phone=str(table["phone"]).strip(),
+        hours=loc(table.get("hours", "")),
+        wechat=str(table.get("wechat", "")).strip() or None,
+        email=str(table.get("email", "")).strip() or None,
+    )
 
 
 def default_profile() -> UnionProfile:

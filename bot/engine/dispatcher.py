@@ -13,6 +13,7 @@ import logging
 import traceback
 import unicodedata
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from bot.engine.access import still_admitted
 from bot.engine.context import BotContext
@@ -21,8 +22,10 @@ from bot.engine.messages import Incoming, Kind, OutButton, Outgoing, Reply
 from bot.locale import normalize_lang
 from bot.services.media import receive as receive_media
 from storage import Tx
-from storage.faults import Fault, classify
 from storage.sessions import Session
+
+if TYPE_CHECKING:
+    from bot.config import UnionProfile
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,31 @@ GLOBAL_WORDS = {
     "退出": "cancel",
     "帮助": "help",
     "help": "help",
+    # A rider who is stuck asks for a person: answered with the union's contact, the step kept.
+    "人工": "human",
+    "客服": "human",
+    "转人工": "human",
+    "找人工": "human",
+    "人工客服": "human",
+    "人工服务": "human",
+    "联系工会": "human",
+    "找工会": "human",
+    "human": "human",
+    "agent": "human",
+    "contact": "human",
+    "contact the union": "human",
+    "?": "human",
+    "？": "human",
+}
+# Slash commands that work in every state, by the global word they stand for.
+GLOBAL_COMMANDS = {
+    "start": "start",
+    "menu": "menu",
+    "cancel": "cancel",
+    "help": "help",
+    "lang": "lang",
+    "human": "human",
+    "contact_union": "human",
 }
 MAX_TEXT = 4096
 
@@ -69,10 +97,7 @@ class Dispatcher:
             except _Duplicate:
                 return await self._earlier_answer(incoming)
             except Exception as e:  # the error boundary: no stack trace ever reaches a user
-                fault = classify(e)
-                _log_safely(e, incoming, fault)
-                if fault is not None:
-                    return self._fault(incoming)
+                _log_safely(e, incoming)
                 return await self._apology(incoming)
 
     # -- one turn ----------------------------------------------------------------------------------
@@ -142,8 +167,8 @@ class Dispatcher:
                     return
         elif inc.kind is Kind.COMMAND:
             word = inc.text.lstrip("/").split("@")[0].lower()
-            if word in ("start", "menu", "cancel", "help", "lang"):
-                await self._global(turn, word, inc.payload)
+            if word in GLOBAL_COMMANDS:
+                await self._global(turn, GLOBAL_COMMANDS[word], inc.payload)
             elif (flow := self.app.flow_for_command(word)) is not None:
                 await turn.begin(flow.name, inc.payload)
             else:
@@ -175,6 +200,10 @@ class Dispatcher:
             turn.repeat = True
         elif word == "lang":
             turn.switch_language(normalize_lang(payload, self.app.locale.languages))
+        elif word == "human":
+            in_flow = turn.session.flow not in (None, HOME)
+            turn.say("human.contact", **_contact(self.app.profile, turn.lang), in_flow=in_flow)
+            turn.repeat = True
 
     async def _settle(self, turn: Turn) -> None:
         """Ask the step the conversation has moved to, or ask the same step again after a retry."""
@@ -199,13 +228,6 @@ class Dispatcher:
             _, stored = await tx.updates.seen(_dedupe_key(incoming) or "")
         return _stored(stored)
 
-    def _fault(self, incoming: Incoming) -> list[Outgoing]:
-        """The database cannot do its work (read-only, full, damaged, locked for long): "try again" would
-        fail the same way, so say plainly that the service has a fault. Nothing is read or written, as
-        that would fail too (or wait out a lock again); the session stays as the last good turn left it."""
-        lang = normalize_lang(incoming.language_hint, self.app.locale.languages) or self.app.profile.default_language
-        return [Outgoing(self.app.locale.text(lang, "engine.fault"), lang=lang)]
-
     async def _apology(self, incoming: Incoming) -> list[Outgoing]:
         try:
             async with self.app.db.transaction() as tx:
@@ -219,6 +241,19 @@ class Dispatcher:
             _log_safely(e, incoming)
             lang = normalize_lang(incoming.language_hint, self.app.locale.languages)
             return [Outgoing(self.app.locale.text(lang or self.app.profile.default_language, "engine.sorry"))]
+
+
+def _contact(profile: UnionProfile, lang: str) -> dict[str, Any]:
+    """The union's desk and its stations, in `lang`, for `human.contact`."""
+    desk = profile.contact
+    stations = [{"name": s.name(lang), "address": s.address(lang), "hours": s.hours(lang)} for s in profile.stations]
+    return {
+        "phone": desk.phone if desk else None,
+        "hours": desk.hours(lang) if desk else None,
+        "wechat": desk.wechat if desk else None,
+        "email": desk.email if desk else None,
+        "stations": stations,
+    }
 
 
 def render_reply(
@@ -263,20 +298,9 @@ def _letters(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
-def _log_safely(error: BaseException, incoming: Incoming, fault: Fault | None = None) -> None:
+def _log_safely(error: BaseException, incoming: Incoming) -> None:
     # Exception messages can quote what the user sent (a bad value, an SQL parameter): log where it
-    # happened and what kind of error it was, never its text. A database fault is named by its kind
-    # and the driver's code, which is what the operator has to act on.
+    # happened and what kind of error it was, never its text.
     frames = traceback.extract_tb(error.__traceback__)
     where = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames[-6:]))
-    if fault is not None:
-        log.error(
-            "turn failed on %s: database %s (%s, %s) at %s",
-            incoming.channel,
-            fault.kind,
-            fault.code,
-            type(error).__name__,
-            where,
-        )
-    else:
-        log.error("turn failed on %s: %s at %s", incoming.channel, type(error).__name__, where)
+    log.error("turn failed on %s: %s at %s", incoming.channel, type(error).__name__, where)
