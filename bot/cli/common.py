@@ -9,7 +9,6 @@ through it SQLAlchemy, Alembic, the channel libraries) inside its own body, when
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -43,8 +42,9 @@ def configure(
 
     settings = load_settings(config)
     _state["settings"] = settings
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from bot.logging_setup import configure_logging
+
+    configure_logging(settings.log_level)
 
 
 def settings() -> Settings:
