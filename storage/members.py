@@ -73,6 +73,12 @@ _CREATE = per_dialect(
     )
 )
 _LINK = per_dialect(lambda d: upsert_statement(d, identities, ["user_key"]))
+_SET_PHONE = (
+    update(members)
+    .where(members.c.id == bindparam("member"))
+    .values(phone_hash=bindparam("new_hash"), phone_enc=bindparam("new_enc"))
+    .returning(*members.columns)
+)
 _ADD_CONSENT = insert(consents).values(
     member_id=bindparam("member_id"), notice_version=bindparam("version"), agreed_at=bindparam("at")
 )
@@ -111,6 +117,13 @@ class Members:
     async def create(self, new: NewMember) -> Member | None:
         """Insert a member; None when that phone already belongs to one (one phone, one member)."""
         row = (await self.conn.execute(_CREATE(self.conn), new.__dict__)).first()
+        return _member(row) if row else None
+
+    async def set_phone(self, member_id: int, phone_hash: str, phone_enc: str) -> Member | None:
+        """Give a member another phone (staff's change); None when there is no such member. A phone
+        that is another member's breaks the unique constraint: callers look it up first."""
+        values = {"member": member_id, "new_hash": phone_hash, "new_enc": phone_enc}
+        row = (await self.conn.execute(_SET_PHONE, values)).first()
         return _member(row) if row else None
 
     async def link(self, user_key: str, member_id: int, at: datetime) -> None:
