@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -54,6 +55,17 @@ class NewMember:
     joined_at: datetime
 
 
+# A member whose typed phone number was already another member's has it kept (encrypted, in `phone_enc`)
+# but not as a key to find anyone by: `phone_hash` holds this prefix and a random token instead, until
+# staff see whose number it is. Telling the person "taken" would tell anyone who types a number whether
+# its owner is in the union. (Key rotation must leave these hashes as they are.)
+UNLINKED_PHONE = "unlinked:"
+
+
+def unlinked_phone_hash() -> str:
+    return UNLINKED_PHONE + secrets.token_hex(16)
+
+
 def member_from(values: Mapping[str, Any]) -> Member:
     return Member(**{f.name: values[f.name] for f in fields(Member)})
 
@@ -65,6 +77,9 @@ def _member(row) -> Member:  # type: ignore[no-untyped-def]
 # Built once: these run on most turns, and building a statement costs more than running it here.
 _BY_USER_KEY = select(members).join(identities).where(identities.c.user_key == bindparam("user_key"))
 _BY_PHONE_HASH = select(members).where(members.c.phone_hash == bindparam("phone_hash"))
+_PHONE_UNLINKED = (
+    select(members).where(members.c.phone_hash.startswith(UNLINKED_PHONE, autoescape=True)).order_by(members.c.id)
+)
 _CREATE = per_dialect(
     lambda d: (
         insert_ignoring_conflicts(d, members, ["phone_hash"])
@@ -107,6 +122,10 @@ class Members:
     async def by_phone_hash(self, phone_hash: str) -> Member | None:
         row = (await self.conn.execute(_BY_PHONE_HASH, {"phone_hash": phone_hash})).first()
         return _member(row) if row else None
+
+    async def phone_unlinked(self) -> list[Member]:
+        """Members whose typed number was already another member's, for staff to resolve."""
+        return [_member(r) for r in await self.conn.execute(_PHONE_UNLINKED)]
 
     async def by_number(self, number: str) -> Member | None:
         return await self._one(members.c.member_number == number)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -10,7 +10,7 @@ from bot.config import UnionProfile
 from bot.privacy import mask_name, mask_phone
 from bot.services.crypto import Keyring, format_card_code, normalize_card_code
 from storage import Tx
-from storage.members import Member, NewMember
+from storage.members import Member, NewMember, unlinked_phone_hash
 
 PRIVACY_NOTICE_VERSION = "2026-11"
 LEFT_COUNTER = "members_left"
@@ -32,7 +32,7 @@ class Application:
 @dataclass(frozen=True)
 class Enrolment:
     member: Member
-    created: bool  # False: that phone already had a member, whom this identity now reaches
+    created: bool  # False: that (platform-verified) phone already had a member, whom this identity now reaches
 
 
 def local_date(profile: UnionProfile, at: datetime) -> str:
@@ -48,37 +48,44 @@ async def enroll(
     now: datetime,
     *,
     link_existing: bool,
-) -> Enrolment | None:
-    """Make the member, or find the one with that phone. An existing member is linked to this identity
-    only when `link_existing` (the phone was shown to be this person's); otherwise None."""
+) -> Enrolment:
+    """Make the member; or, when `link_existing` (the platform vouched that the phone is this
+    person's) and the phone already has a member, let this identity reach that member.
+
+    A typed number that is already a member's makes a member all the same, exactly as a fresh number
+    would, with the number kept unlinked (`storage.members.UNLINKED_PHONE`) for staff to resolve: the
+    other member is neither told nor touched, and the person typing learns nothing about them."""
     phone_hash = keyring.lookup_hash(app.phone)
     year = now.astimezone(ZoneInfo(profile.timezone)).year
-    # The phone was checked at the phone step; should another identity have joined with it since,
-    # the insert does nothing (and this number stays unused).
+    channel = user_key.split(":")[0]
     number = f"{profile.member_prefix}{year}{await tx.members.next_counter(f'member_number:{year}'):06d}"
-    member = await tx.members.create(
-        NewMember(
-            member_number=number,
-            card_code=keyring.card_code(number),
-            phone_hash=phone_hash,
-            phone_enc=keyring.encrypt(app.phone),
-            name=app.name,
-            platform=app.platform,
-            work_kind=app.work_kind,
-            source=app.source,
-            joined_at=now,
-        )
+    new = NewMember(
+        member_number=number,
+        card_code=keyring.card_code(number),
+        phone_hash=phone_hash,
+        phone_enc=keyring.encrypt(app.phone),
+        name=app.name,
+        platform=app.platform,
+        work_kind=app.work_kind,
+        source=app.source,
+        joined_at=now,
     )
-    if member is not None:
-        await tx.members.link(user_key, member.id, now)
-        await tx.members.add_consent(member.id, app.consent_version, app.consent_at)
-        await tx.audit.record(now, user_key.split(":")[0], "member.joined", member.member_number)
-        return Enrolment(member, created=True)
-    existing = await tx.members.by_phone_hash(phone_hash)
-    if existing is None or not link_existing:
-        return None
-    await link_identity(tx, user_key, existing, now)
-    return Enrolment(existing, created=False)
+    member = await tx.members.create(new)
+    unlinked = member is None
+    if member is None:
+        existing = await tx.members.by_phone_hash(phone_hash)
+        if link_existing and existing is not None:
+            await link_identity(tx, user_key, existing, now)
+            return Enrolment(existing, created=False)
+        # The same number and card this person would have had with a fresh phone: nothing tells them apart.
+        member = await tx.members.create(replace(new, phone_hash=unlinked_phone_hash()))
+        assert member is not None  # a random hash, and a member number nobody holds
+    await tx.members.link(user_key, member.id, now)
+    await tx.members.add_consent(member.id, app.consent_version, app.consent_at)
+    await tx.audit.record(now, channel, "member.joined", member.member_number)
+    if unlinked:
+        await tx.audit.record(now, channel, "member.phone_unlinked", member.member_number)
+    return Enrolment(member, created=True)
 
 
 async def link_identity(tx: Tx, user_key: str, member: Member, now: datetime) -> None:
