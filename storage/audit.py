@@ -1,12 +1,13 @@
 """Who did what to which record, without personal data: actors are staff or channel keys, subjects
-are member numbers."""
+are member numbers. When a member leaves, their number in the rows about them is replaced by a
+pseudonym (`pseudonymise`), so the trail of who looked them up outlives the member without naming them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.schema import audit_log
@@ -23,6 +24,10 @@ class AuditEntry:
 _RECORD = insert(audit_log).values(
     at=bindparam("at"), actor=bindparam("actor"), action=bindparam("action"), subject=bindparam("subject")
 )
+_ABOUT = select(audit_log).where(audit_log.c.subject == bindparam("subject")).order_by(audit_log.c.id)
+_RENAME_SUBJECT = (
+    update(audit_log).where(audit_log.c.subject == bindparam("subject")).values(subject=bindparam("pseudonym"))
+)
 
 
 class Audit:
@@ -36,5 +41,11 @@ class Audit:
         rows = await self.conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit))
         return [AuditEntry(r.at, r.actor, r.action, r.subject) for r in rows]
 
-    async def forget_subject(self, subject: str) -> None:
-        await self.conn.execute(delete(audit_log).where(audit_log.c.subject == subject))
+    async def about(self, subject: str) -> list[AuditEntry]:
+        """Everything done to one record, oldest first: "who looked at my data"."""
+        rows = await self.conn.execute(_ABOUT, {"subject": subject})
+        return [AuditEntry(r.at, r.actor, r.action, r.subject) for r in rows]
+
+    async def pseudonymise(self, subject: str, pseudonym: str) -> None:
+        """The rows about `subject` kept, with `pseudonym` in its place."""
+        await self.conn.execute(_RENAME_SUBJECT, {"subject": subject, "pseudonym": pseudonym})

@@ -25,6 +25,7 @@ async def ask_view(turn: Turn) -> None:
         return
     app = turn.app
     turn.say("mydata.held", **await held_data(turn.tx, app.keyring, app.profile, member, turn.lang))
+    turn.say("mydata.phone_changed")
     turn.button(T("mydata.back"), "back")
     turn.button(T("mydata.leave"), "leave")
 
@@ -58,9 +59,9 @@ async def on_confirm(turn: Turn) -> None:
         turn.say("mydata.leave_kept")
         turn.finish()
     elif turn.choice == "yes":
-        await leave(turn.tx, member, turn.now)
+        reference = await leave(turn.tx, member, turn.now)
         turn.know_member(None)
-        turn.say("mydata.left")
+        turn.say("mydata.left", reference=reference)
         turn.finish()
         turn.forget_session = True
     else:

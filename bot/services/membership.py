@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from storage.members import Member, NewMember, unlinked_phone_hash
 
 PRIVACY_NOTICE_VERSION = "2026-11"
 LEFT_COUNTER = "members_left"
+LEFT_PREFIX = "left-"  # the audit trail's name for a member who left
 
 
 @dataclass(frozen=True)
@@ -144,14 +146,19 @@ async def held_data(tx: Tx, keyring: Keyring, profile: UnionProfile, member: Mem
     }
 
 
-async def leave(tx: Tx, member: Member, now: datetime) -> None:
-    """Delete the member's personal data; only an anonymous count of leavers remains."""
+async def leave(tx: Tx, member: Member, now: datetime) -> str:
+    """Delete the member's personal data; an anonymous count of leavers remains, and the audit trail
+    about them (who looked them up, whose card was verified) under a pseudonym, which is returned to
+    be shown to them once: with it they can later ask who looked at their data. It is random and kept
+    nowhere else, so nothing in the database leads from it back to the member, or from them to it."""
+    pseudonym = f"{LEFT_PREFIX}{secrets.token_hex(6)}"
     for identity in await tx.members.identities(member.id):
         await tx.sessions.delete(identity.user_key)
-    await tx.audit.forget_subject(member.member_number)
+    await tx.audit.pseudonymise(member.member_number, pseudonym)
     await tx.members.delete(member.id)
     await tx.members.next_counter(LEFT_COUNTER)
-    await tx.audit.record(now, "member", "member.left")
+    await tx.audit.record(now, "member", "member.left", pseudonym)
+    return pseudonym
 
 
 def member_summary(member: Member, keyring: Keyring, profile: UnionProfile) -> dict:
