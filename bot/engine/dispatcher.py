@@ -22,6 +22,7 @@ from bot.engine.messages import Incoming, Kind, OutButton, Outgoing, Reply
 from bot.locale import normalize_lang
 from bot.services.media import receive as receive_media
 from storage import Tx
+from storage.faults import Fault, classify
 from storage.sessions import Session
 
 if TYPE_CHECKING:
@@ -97,7 +98,10 @@ class Dispatcher:
             except _Duplicate:
                 return await self._earlier_answer(incoming)
             except Exception as e:  # the error boundary: no stack trace ever reaches a user
-                _log_safely(e, incoming)
+                fault = classify(e)
+                _log_safely(e, incoming, fault)
+                if fault is not None:
+                    return self._fault(incoming)
                 return await self._apology(incoming)
 
     # -- one turn ----------------------------------------------------------------------------------
@@ -228,6 +232,13 @@ class Dispatcher:
             _, stored = await tx.updates.seen(_dedupe_key(incoming) or "")
         return _stored(stored)
 
+    def _fault(self, incoming: Incoming) -> list[Outgoing]:
+        """The database cannot do its work (read-only, full, damaged, locked for long): "try again" would
+        fail the same way, so say plainly that the service has a fault. Nothing is read or written, as
+        that would fail too (or wait out a lock again); the session stays as the last good turn left it."""
+        lang = normalize_lang(incoming.language_hint, self.app.locale.languages) or self.app.profile.default_language
+        return [Outgoing(self.app.locale.text(lang, "engine.fault"), lang=lang)]
+
     async def _apology(self, incoming: Incoming) -> list[Outgoing]:
         try:
             async with self.app.db.transaction() as tx:
@@ -298,9 +309,20 @@ def _letters(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
-def _log_safely(error: BaseException, incoming: Incoming) -> None:
+def _log_safely(error: BaseException, incoming: Incoming, fault: Fault | None = None) -> None:
     # Exception messages can quote what the user sent (a bad value, an SQL parameter): log where it
-    # happened and what kind of error it was, never its text.
+    # happened and what kind of error it was, never its text. A database fault is named by its kind
+    # and the driver's code, which is what the operator has to act on.
     frames = traceback.extract_tb(error.__traceback__)
     where = " < ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in reversed(frames[-6:]))
-    log.error("turn failed on %s: %s at %s", incoming.channel, type(error).__name__, where)
+    if fault is not None:
+        log.error(
+            "turn failed on %s: database %s (%s, %s) at %s",
+            incoming.channel,
+            fault.kind,
+            fault.code,
+            type(error).__name__,
+            where,
+        )
+    else:
+        log.error("turn failed on %s: %s at %s", incoming.channel, type(error).__name__, where)
