@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.errors import ConfigProblem
+
 ENV_PREFIX = "GIGUNION_"
 DEFAULT_DB_FILE = "gigunion.db"
 DEFAULT_MEDIA_MAX_BYTES = 10 * 1024 * 1024
@@ -196,20 +198,98 @@ def load_settings(config: str | Path | None = None, environ: dict[str, str] | No
     config = config or env.get(ENV_PREFIX + "CONFIG")
     values: dict[str, Any] = {}
     if config:
-        data = tomllib.loads(Path(config).read_text("utf-8"))
+        data = _read_config(Path(config))
         union = data.pop("union", None)
         if union:
-            values["profile"] = UnionProfile.from_table(union)
+            values["profile"] = _profile(union, Path(config))
         flat = {k: v for k, v in data.items() if k in _SCALARS}
         # [telegram] token = … and [wechat] appid = … read as telegram_token, wechat_appid.
         for section in ("telegram", "wechat", "media"):
             for k, v in dict(data.get(section, {})).items():
                 if f"{section}_{k}" in _SCALARS:
                     flat[f"{section}_{k}"] = v
-        values.update({k: _SCALARS[k](v) for k, v in flat.items()})
+        values.update({k: _checked(k, v, f"{k} in {config}") for k, v in flat.items()})
         values["extra"] = {k: v for k, v in data.items() if k not in _SCALARS}
-    for name, kind in _SCALARS.items():
+    for name in _SCALARS:
         raw = env.get(ENV_PREFIX + name.upper())
         if raw:
-            values[name] = kind(raw)
+            values[name] = _checked(name, raw, ENV_PREFIX + name.upper())
     return Settings(**values)
+
+
+# Numbers, with the range that makes sense for each and its unit.
+_RANGES = {
+    "session_timeout_minutes": (1, 1440, "minutes"),
+    "media_max_bytes": (1, 2 * 1024**3, "bytes"),
+}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+
+def _checked(name: str, value: Any, where: str) -> Any:
+    """`value` of setting `name` (given at `where`), converted, or ConfigProblem naming the setting, the
+    value and what it may be. Text settings are not quoted back: they include keys and tokens."""
+    if _SCALARS[name] is int:
+        low, high, unit = _RANGES[name]
+        number = _whole_number(value)
+        if number is None or not low <= number <= high:
+            raise ConfigProblem(f"{where} is {value!r}: it must be a whole number of {unit} from {low} to {high}.")
+        return number
+    if not isinstance(value, str):
+        raise ConfigProblem(f"{where} must be text (in quotes in a TOML file).")
+    if name == "database_url" and not value.startswith(DATABASE_SCHEMES):
+        raise ConfigProblem(
+            f"{where} is no database address gigunion can use: write sqlite+aiosqlite:///PATH "
+            "or postgresql+asyncpg://USER@HOST/DATABASE."
+        )
+    if name == "log_level":
+        if value.strip().upper() not in LOG_LEVELS:
+            raise ConfigProblem(f"{where} is {value!r}: it must be one of {', '.join(LOG_LEVELS)}.")
+        return value.strip().upper()
+    return value
+
+
+def _whole_number(value: Any) -> int | None:
+    if isinstance(value, bool):  # TOML's true is no number of minutes, though Python counts it as 1
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigProblem(
+            f"There is no config file {path}. Check the path given with --config (or GIGUNION_CONFIG)."
+        ) from None
+    except OSError as e:
+        raise ConfigProblem(f"The config file {path} cannot be read ({e.strerror}). Check its permissions.") from None
+    except UnicodeDecodeError:
+        raise ConfigProblem(f"The config file {path} is not UTF-8 text. Save it as UTF-8.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigProblem(f"The config file {path} is not valid TOML: {e}. Fix it (see https://toml.io).") from None
+
+
+def _profile(table: dict[str, Any], path: Path) -> UnionProfile:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        profile = UnionProfile.from_table(table)
+        ZoneInfo(profile.timezone)
+    except ZoneInfoNotFoundError:
+        raise ConfigProblem(
+            f"[union] timezone in {path} is no time zone this machine knows; use a name like Asia/Shanghai."
+        ) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ConfigProblem(
+            f"[union] in {path} is incomplete or malformed ({type(e).__name__}: {e}). "
+            "Compare it with bot/default_union.toml."
+        ) from None
+    return profile

@@ -13,9 +13,10 @@ import typer
 from bot.cli import card, db, jobs, members, staff, telegram, wechat
 from bot.cli.common import configure
 from bot.cli.console import console
+from bot.cli.failures import EXIT_CODES_HELP, explained
 from bot.cli.serve import serve
 
-app = typer.Typer(help="GigUnion bot: a union chatbot for gig workers.", no_args_is_help=True)
+app = typer.Typer(help="GigUnion bot: a union chatbot for gig workers.", epilog=EXIT_CODES_HELP, no_args_is_help=True)
 app.callback()(configure)
 
 # Commands of their own.
@@ -33,4 +34,5 @@ app.add_typer(jobs.app, name="jobs")
 
 
 def main() -> None:
-    app()
+    with explained():
+        app()

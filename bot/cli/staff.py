@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,15 +14,39 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Union staff who may use the staff menu.", no_args_is_help=True)
 
+# An account as the bot's /id shows it, by channel: a Telegram user id is digits; a WeChat openid is 28
+# letters, digits, - and _; a console user is a name without spaces.
+ACCOUNT_SHAPES = {
+    "telegram": re.compile(r"[0-9]{1,20}"),
+    "wechat": re.compile(r"[A-Za-z0-9_-]{28}"),
+    "console": re.compile(r"[^\s:]{1,64}"),
+}
+ACCOUNT_HELP = (
+    "telegram:<digits> (e.g. telegram:123456789), wechat:<openid> (28 letters, digits, - or _) or "
+    "console:<name>; the staffer sees theirs by sending /id to the bot"
+)
+
+
+def account(identity: str) -> str:
+    """CHANNEL:ID of a new staffer, in the shape its channel gives, or a usage error saying that shape."""
+    channel, _, uid = identity.strip().partition(":")
+    shape = ACCOUNT_SHAPES.get(channel)
+    if shape is None or not shape.fullmatch(uid):
+        raise typer.BadParameter(f"{identity!r} is no account: write {ACCOUNT_HELP}.", param_hint="IDENTITY")
+    return f"{channel}:{uid}"
+
 
 @app.command("add")
 def staff_add(
-    identity: Annotated[str, typer.Argument(help="CHANNEL:ID, e.g. telegram:123456789")],
+    identity: Annotated[str, typer.Argument(help="CHANNEL:ID as /id shows it, e.g. telegram:123456789")],
     role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}")],
     name: Annotated[str, typer.Option(help="How the staffer is addressed.")],
 ) -> None:
     """Let a channel identity use the staff menu (again: updates role and name)."""
-    key = user_key(identity)
+    key = account(identity)
+    name = name.strip()
+    if not name:
+        raise typer.BadParameter("give how the staffer is addressed, e.g. --name 李老师.", param_hint="--name")
     from storage.staff import ROLES as roles  # the real list, in case the copy in common.py is behind
 
     if role not in roles:

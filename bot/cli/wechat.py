@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -20,6 +21,13 @@ menu_app = typer.Typer(help="The account's custom menu.", no_args_is_help=True)
 app.add_typer(menu_app, name="menu")
 
 
+class Language(StrEnum):
+    """The languages the bot speaks (the folders of locales/; tests/test_exit_codes.py checks the two agree)."""
+
+    zh_CN = "zh_CN"
+    en = "en"
+
+
 async def _with_wechat_api(bot: BotContext, work: Callable[[WeChatApi], Awaitable[T]]) -> T:
     import httpx
 
@@ -30,11 +38,20 @@ async def _with_wechat_api(bot: BotContext, work: Callable[[WeChatApi], Awaitabl
         return await work(WeChatApi(bot, client))
 
 
+# Help texts are rich markup, where "[wechat.menu]" would be a style tag and vanish: its bracket is escaped.
 @menu_app.command("push")
 def wechat_menu_push(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only print the menu; send nothing.")] = False,
+    lang: Annotated[
+        Language | None,
+        typer.Option(
+            help="Language of the default menu's labels (default: the union's first language). "
+            "A menu written out in \\[wechat.menu] button is sent as written."
+        ),
+    ] = None,
 ) -> None:
-    """Create the custom menu (at most 3 x 5) from [wechat.menu], or the default built from the flows."""
+    """Create the custom menu (at most 3 x 5) from \\[wechat.menu] in the config file, or the default built
+    from the flows."""
     import json
 
     from bot.runtime import running_bot
@@ -43,7 +60,7 @@ def wechat_menu_push(
 
     async def go() -> dict:
         async with running_bot(settings()) as (bot, _):
-            menu = configured_menu(bot)
+            menu = configured_menu(bot, lang.value if lang else None)
             if dry_run:
                 for problem in menu_problems(menu):
                     typer.echo(f"problem: {problem}", err=True)

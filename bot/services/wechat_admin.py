@@ -39,12 +39,13 @@ class MenuPlan:
     unknown: tuple[str, ...] = ()
 
 
-def plan_default_menu(app: BotContext) -> MenuPlan:
+def plan_default_menu(app: BotContext, lang: str | None = None) -> MenuPlan:
     """The flows the main menu offers, then home, help and language, in the order [wechat.menu]
     `order` gives (entries it does not name follow in their usual order), less those in `drop`.
     WeChat shows three buttons on the bar: up to three entries sit there; more than that, the first
-    two do and the next five go under "more". The rest cannot be shown."""
-    lang = app.profile.default_language
+    two do and the next five go under "more". The rest cannot be shown. Labels are in `lang`, by default
+    the union's language."""
+    lang = lang or app.profile.default_language
     text = app.locale.text
     order, drop = _names(app, "order"), _names(app, "drop")
     labels = {
@@ -88,13 +89,13 @@ def default_menu(app: BotContext) -> dict[str, Any]:
     return plan_default_menu(app).menu
 
 
-def configured_menu(app: BotContext) -> dict[str, Any]:
+def configured_menu(app: BotContext, lang: str | None = None) -> dict[str, Any]:
     """[wechat.menu] in WeChat's own shape (a `button` list; an entry with `key` is a click button,
     one with `url` opens a page), else the default, warning in the log about what it leaves out."""
     table = _menu_table(app)
     if "button" in table:
         return {"button": [_button(b) for b in table["button"]]}
-    plan = plan_default_menu(app)
+    plan = plan_default_menu(app, lang)
     warn_about(plan)
     return plan.menu
 
