@@ -117,7 +117,10 @@ def join_script(user: int) -> list[Incoming]:
 
 
 async def engine_run(db_path: Path, users: int, think: float, group: bool) -> tuple[float, list[float], int]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{db_path}", secret_key="bench")
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{db_path}",
+        secret_key="bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+    )
     latencies: list[float] = []
     card_png.cache_clear()  # every run draws its members' cards afresh, as a real one would
     async with running_bot(settings, group_commit=group) as (app, dispatcher):
@@ -147,7 +150,10 @@ async def engine_run(db_path: Path, users: int, think: float, group: bool) -> tu
 
 
 async def menu_run(db_path: Path, users: int, rounds: int = 30) -> tuple[float, list[float]]:
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{db_path}", secret_key="bench")
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{db_path}",
+        secret_key="bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+    )
     latencies: list[float] = []
     async with running_bot(settings) as (_, dispatcher):
 

@@ -84,7 +84,7 @@ def run_adapter_server(port: int, workdir: str) -> None:
     async def serve() -> None:
         settings = Settings(
             database_url=f"sqlite+aiosqlite:///{workdir}/adapter.db",
-            secret_key="bench",
+            secret_key="bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
             wechat_token=TOKEN,
             wechat_aes_key=AES_KEY,
             wechat_appid=APPID,
@@ -117,7 +117,7 @@ def start_servers(workdir: Path) -> tuple[list[subprocess.Popen], int, int, int]
     env = {
         **os.environ,
         "GIGUNION_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-        "GIGUNION_SECRET_KEY": "bench-secret-key",
+        "GIGUNION_SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "GIGUNION_LOG_LEVEL": "WARNING",
         "GIGUNION_WECHAT_TOKEN": TOKEN,
         "GIGUNION_WECHAT_AES_KEY": AES_KEY,

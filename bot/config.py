@@ -7,7 +7,6 @@ from the `[union]` table of that file, falling back to `default_union.toml`, mod
 from __future__ import annotations
 
 import os
-import secrets
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,10 @@ from typing import Any
 from bot.errors import ConfigProblem
 
 ENV_PREFIX = "GIGUNION_"
+APP_NAME = "gigunion"
 DEFAULT_DB_FILE = "gigunion.db"
+KEY_FILE = "gigunion.key"
+SQLITE_PREFIX = "sqlite+aiosqlite:///"
 DEFAULT_MEDIA_MAX_BYTES = 10 * 1024 * 1024
 _DEFAULT_PROFILE = Path(__file__).with_name("default_union.toml")
 
@@ -124,7 +126,8 @@ def default_profile() -> UnionProfile:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_DB_FILE}"
+    # Default: `gigunion.db` in the data folder (see `data_folder`).
+    database_url: str = ""
     secret_key: str | None = None
     session_timeout_minutes: int = 30
     log_level: str = "INFO"
@@ -136,43 +139,41 @@ class Settings:
     wechat_appid: str | None = None
     wechat_secret: str | None = None
     wechat_api_url: str = "https://api.weixin.qq.com/cgi-bin/"
-    # Photos and documents people send: where they are kept (default: `media` beside the SQLite file)
+    # Photos and documents people send: where they are kept (default: `media` in the data folder)
     # and the largest accepted.
     media_dir: str | None = None
     media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
+    # The one folder for everything the bot keeps (database, key, media); default: the platform's user
+    # data folder, so a command finds the same bot whatever folder it is run from.
+    home: str | None = None
     profile: UnionProfile = field(default_factory=default_profile)
     # Sections of the TOML file this module does not interpret (e.g. [wechat.menu], [wechat.templates]).
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"{SQLITE_PREFIX}{self.data_folder() / DEFAULT_DB_FILE}")
+
+    def data_folder(self) -> Path:
+        if self.home:
+            return Path(self.home).expanduser()
+        import platformdirs  # only when asked: most commands are told where their data is
+
+        return platformdirs.user_data_path(APP_NAME, appauthor=False)
+
     def sqlite_path(self) -> Path | None:
-        prefix = "sqlite+aiosqlite:///"
-        if self.database_url.startswith(prefix):
-            return Path(self.database_url[len(prefix) :])
+        if self.database_url.startswith(SQLITE_PREFIX):
+            return Path(self.database_url[len(SQLITE_PREFIX) :])
         return None
 
     def media_path(self) -> Path:
         if self.media_dir:
             return Path(self.media_dir)
-        db = self.sqlite_path()
-        return (db.parent if db else Path(".")) / "media"
+        return self.data_folder() / "media"
 
     def key_file(self) -> Path:
-        db = self.sqlite_path()
-        return (db.parent if db else Path(".")) / "gigunion.key"
-
-    def resolved_secret_key(self) -> str:
-        """The secret key, generated once into a 0600 key file beside the database when none is set."""
-        if self.secret_key:
-            return self.secret_key
-        path = self.key_file()
-        if path.exists():
-            return path.read_text("utf-8").strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key + "\n")
-        return key
+        """Where the secret key is kept when `secret_key` is not set (see `bot.services.secret_key`)."""
+        return self.data_folder() / KEY_FILE
 
 
 _SCALARS = {
@@ -190,6 +191,7 @@ _SCALARS = {
     "wechat_api_url": str,
     "media_dir": str,
     "media_max_bytes": int,
+    "home": str,
 }
 
 

@@ -13,9 +13,9 @@ from bot.engine.context import BotContext
 from bot.engine.dispatcher import Dispatcher
 from bot.flows import all_flows
 from bot.locale import Locale
-from bot.services.crypto import Keyring
 from bot.services.jobs import JobRunner, register
 from bot.services.media import purge_unlinked
+from bot.services.secret_key import configured_key, open_keyring
 from storage import Database, migrate
 from storage.jobs import DONE, FAILED, Job
 
@@ -39,13 +39,14 @@ async def running_bot(
 ) -> AsyncIterator[tuple[BotContext, Dispatcher]]:
     """The bot, open for as long as this context is. With `run_jobs` (every bot process) a `JobRunner`
     runs scheduled jobs, housekeeping among them; a one-shot command passes False."""
+    configured_key(settings)  # a bad key stops the start before a database is made for it
     db = Database(settings.database_url, group_commit=group_commit)
     try:
         await migrate.upgrade(db)
         app = BotContext(
             settings=settings,
             db=db,
-            keyring=Keyring(settings.resolved_secret_key()),
+            keyring=await open_keyring(settings, db, may_create=True),
             locale=Locale(),
             flows=all_flows(),
         )

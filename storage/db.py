@@ -57,18 +57,19 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, group_commit: bool = True) -> None:
+    def __init__(self, url: str, *, group_commit: bool = True, sqlite_uri: str | None = None) -> None:
+        """`sqlite_uri`: open the SQLite file through this `file:` URI instead (e.g. `?mode=ro`), and
+        leave its folder as it is."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             path = url.split(":///", 1)[1] if ":///" in url else ""
-            if path and path != ":memory:":
+            if path and path != ":memory:" and sqlite_uri is None:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             # One connection: SQLite has one writer, and turns queueing on one connection are far
             # faster than connections fighting over the file lock.
-            self.engine = create_async_engine(
-                url, pool_size=1, max_overflow=0, pool_timeout=120, async_creator=one_trip_creator(path or ":memory:")
-            )
+            creator = one_trip_creator(sqlite_uri, uri=True) if sqlite_uri else one_trip_creator(path or ":memory:")
+            self.engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=120, async_creator=creator)
             _prepare_sqlite(self.engine)
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)

@@ -189,3 +189,13 @@ media = Table(
     Column("created_at", UTCDateTime(), nullable=False, index=True),
     Index("ix_media_owner", "owner_kind", "owner_id"),
 )
+
+# Which secret key the personal fields were written under: one row, its fingerprint (never the key), so
+# a start with a missing or different key is refused instead of answering with a key that opens nothing.
+keyring = Table(
+    "keyring",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("fingerprint", String(64), nullable=False),
+    Column("set_at", UTCDateTime(), nullable=False),
+)

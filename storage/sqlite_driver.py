@@ -88,11 +88,11 @@ class OneTripConnection(aiosqlite.Connection):
         return self._conn
 
 
-def one_trip_creator(path: str):  # type: ignore[no-untyped-def]
-    """An `async_creator` for SQLAlchemy's create_async_engine."""
+def one_trip_creator(path: str, *, uri: bool = False):  # type: ignore[no-untyped-def]
+    """An `async_creator` for SQLAlchemy's create_async_engine; with `uri`, `path` is a `file:` URI."""
 
     async def create() -> OneTripConnection:
-        conn = OneTripConnection(lambda: sqlite3.connect(path, check_same_thread=False), 64)
+        conn = OneTripConnection(lambda: sqlite3.connect(path, check_same_thread=False, uri=uri), 64)
         return await conn
 
     return create

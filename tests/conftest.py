@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,6 +13,19 @@ from bot.config import Settings
 from bot.engine.context import BotContext
 from bot.engine.dispatcher import Dispatcher
 from bot.runtime import running_bot
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test, nor any process it starts (they copy this environment), may touch the real user data
+    folder: the platform's data folder is resolved from these, and every GIGUNION_ setting is cleared."""
+    home = tmp_path / "user-home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    for name in [k for k in os.environ if k.startswith("GIGUNION_")]:
+        monkeypatch.delenv(name)
+    return home
 
 
 @pytest.fixture
@@ -25,7 +39,11 @@ def make_settings(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Settings on this test's database with some fields changed."""
 
     def make(**changes) -> Settings:  # type: ignore[no-untyped-def]
-        base = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'gigunion.db'}", secret_key="test-secret-key")
+        base = Settings(
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'gigunion.db'}",
+            secret_key="test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+            home=str(tmp_path),
+        )
         return replace(base, **changes)
 
     return make

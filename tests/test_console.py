@@ -19,6 +19,7 @@ NUMBER = re.compile(r"HB\d{10}")
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
+    e["GIGUNION_HOME"] = str(tmp_path)
     e["GIGUNION_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     return e
 
@@ -133,7 +134,7 @@ def test_db_upgrade_and_config_file(env: dict[str, str], tmp_path: Path) -> None
     config = tmp_path / "union.toml"
     config.write_text(
         f"""database_url = "sqlite+aiosqlite:///{tmp_path / "other.db"}"
-secret_key = "from-the-file"
+secret_key = "from-the-file-0123456789abcdefghijklmnopqrstuvwxyz"
 [union]
 name = {{ zh_CN = "测试联合工会", en = "Test Union" }}
 member_prefix = "TS"

@@ -112,7 +112,7 @@ async def test_each_due_job_runs_once_with_three_runners_on_one_sqlite_file(app:
 
 
 async def test_each_due_job_runs_once_with_three_runners_on_postgresql(pg_url: str) -> None:  # noqa: F811
-    settings = Settings(database_url=pg_url, secret_key="test-secret-key")
+    settings = Settings(database_url=pg_url, secret_key="test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
     async with running_bot(settings, run_jobs=False) as (bot, _):
         assert bot.db.engine.dialect.name == "postgresql"
         # Few jobs at once per runner: each holds a connection, and the server's are shared with other tests.
@@ -127,7 +127,8 @@ from bot.services.jobs import run_due
 import tests.test_jobs  # registers the test job kinds
 
 async def main(url, name):
-    async with running_bot(Settings(database_url=url, secret_key="test-secret-key"), run_jobs=False) as (app, _):
+    settings = Settings(database_url=url, secret_key="test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
+    async with running_bot(settings, run_jobs=False) as (app, _):
         print("ready", flush=True)
         sys.stdin.readline()  # both processes start together
         ran = 0

@@ -150,7 +150,11 @@ async def db_url(request, tmp_path: Path) -> AsyncIterator[str]:  # type: ignore
 
 @pytest.fixture
 async def media_bot(db_url: str, tmp_path: Path) -> AsyncIterator[tuple[BotContext, Dispatcher]]:
-    settings = Settings(database_url=db_url, secret_key="test-secret-key", media_dir=str(tmp_path / "media"))
+    settings = Settings(
+        database_url=db_url,
+        secret_key="test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        media_dir=str(tmp_path / "media"),
+    )
     async with running_bot(settings) as (app, dispatcher):
         with_media_flows(app)
         yield app, dispatcher

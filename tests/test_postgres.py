@@ -76,7 +76,7 @@ async def pg_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def bot(pg_url: str, tmp_path):  # type: ignore[no-untyped-def]
-    settings = Settings(database_url=pg_url, secret_key="test-secret-key")
+    settings = Settings(database_url=pg_url, secret_key="test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
     async with running_bot(settings) as pair:
         assert pair[0].db.engine.dialect.name == "postgresql"
         yield pair

@@ -199,7 +199,10 @@ def test_a_staffer_removed_by_the_cli_is_stopped_at_the_next_message(tmp_path, m
 
     settings = make_settings()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
-    env |= {"GIGUNION_DATABASE_URL": settings.database_url, "GIGUNION_SECRET_KEY": "test-secret-key"}
+    env |= {
+        "GIGUNION_DATABASE_URL": settings.database_url,
+        "GIGUNION_SECRET_KEY": "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+    }
 
     async def until_removed() -> tuple[str, list[str]]:
         async with running_bot(settings) as (app, dispatcher):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -80,14 +79,7 @@ def test_settings_from_env_and_file(tmp_path: Path) -> None:
     assert s.secret_key == "env" and s.session_timeout_minutes == 5
     assert s.telegram_token == "from-file" and s.wechat_appid == "wx1"
     default = load_settings(environ={})
-    assert default.database_url == "sqlite+aiosqlite:///gigunion.db"
+    # One data folder, the platform's, whatever folder the command runs in (see tests/test_data_folder.py).
+    assert default.database_url.endswith("/gigunion/gigunion.db") and default.sqlite_path().is_absolute()
     assert default.profile.member_prefix == "HB" and "蜂鸟配送" in default.profile.platforms
     assert default.profile.timezone == "Asia/Shanghai" and default.profile.default_language == "zh_CN"
-
-
-def test_generated_secret_key_is_private_and_reused(tmp_path: Path) -> None:
-    s = load_settings(environ={"GIGUNION_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x/bot.db"})
-    key = s.resolved_secret_key()
-    path = tmp_path / "x" / "gigunion.key"
-    assert os.stat(path).st_mode & 0o777 == 0o600
-    assert s.resolved_secret_key() == key and len(key) >= 32

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import card, db, jobs, members, staff, telegram, wechat
+from bot.cli import card, db, jobs, key, members, staff, telegram, wechat
 from bot.cli.common import configure
 from bot.cli.console import console
 from bot.cli.failures import EXIT_CODES_HELP, explained
 from bot.cli.serve import serve
+from bot.cli.where import where
 
 app = typer.Typer(help="GigUnion bot: a union chatbot for gig workers.", epilog=EXIT_CODES_HELP, no_args_is_help=True)
 app.callback()(configure)
@@ -22,6 +23,7 @@ app.callback()(configure)
 # Commands of their own.
 app.command()(console)
 app.command()(serve)
+app.command()(where)
 
 # Command groups, in the order `gigunion --help` lists them.
 app.add_typer(db.app, name="db")
@@ -31,6 +33,7 @@ app.add_typer(members.app, name="members")
 app.add_typer(telegram.app, name="telegram")
 app.add_typer(wechat.app, name="wechat")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(key.app, name="key")
 
 
 def main() -> None:

@@ -72,6 +72,8 @@ class OpenBot:
     settings: Settings
     db: Database
     keyring: Keyring
+    # Opened without write access (a read-only file, folder or medium): nothing can be recorded.
+    read_only: bool = False
 
     @property
     def profile(self) -> UnionProfile:
@@ -82,31 +84,33 @@ class OpenBot:
 
 
 @asynccontextmanager
-async def open_bot(settings: Settings, *, upgrade: bool = False) -> AsyncIterator[OpenBot]:
+async def open_bot(settings: Settings, *, upgrade: bool = False, reading: bool = False) -> AsyncIterator[OpenBot]:
     """The database and the keys, without `bot.runtime.running_bot`'s housekeeping. Migrations run
     when `upgrade` is asked for, or when the schema is not the current one (a new folder, or a
     database left by an older version), so a command answers on a database it set up itself exactly
-    as it did before; on a current database nothing but the command's own transaction runs."""
-    from bot.services.crypto import Keyring
-    from storage import Database
+    as it did before; on a current database nothing but the command's own transaction runs.
 
-    # One transaction needs no batching with others.
-    db = Database(settings.database_url, group_commit=False)
+    A `reading` command never makes a database or a key: with none it raises DatabaseProblem ("no
+    database at PATH"). A SQLite file it may not write is opened read-only, leaving no -wal or -shm
+    file behind (see `bot.cli.opening`)."""
+    from bot.cli.opening import open_database
+    from bot.services.secret_key import configured_key, open_keyring
+
+    configured_key(settings)  # a bad key stops the command before a database is made for it
+    db, read_only = await open_database(settings, upgrade=upgrade, reading=reading)
     try:
-        if upgrade or not await schema_is_current(db):
-            from storage import migrate
-
-            await migrate.upgrade(db)
-        yield OpenBot(settings=settings, db=db, keyring=Keyring(settings.resolved_secret_key()))
+        keyring = await open_keyring(settings, db, may_create=not reading, read_only=read_only)
+        yield OpenBot(settings=settings, db=db, keyring=keyring, read_only=read_only)
     finally:
         await db.close()
 
 
-def in_transaction(work: Callable[[OpenBot, Tx], Awaitable[T]]) -> T:
-    """Open the bot, run `work` in one transaction (committed when it returns), close the bot."""
+def in_transaction(work: Callable[[OpenBot, Tx], Awaitable[T]], *, reading: bool = False) -> T:
+    """Open the bot, run `work` in one transaction (committed when it returns), close the bot. A
+    `reading` command finds the database or stops (see `open_bot`)."""
 
     async def go() -> T:
-        async with open_bot(settings()) as bot, bot.db.transaction() as tx:
+        async with open_bot(settings(), reading=reading) as bot, bot.db.transaction() as tx:
             return await work(bot, tx)
 
     return run(go())

@@ -41,7 +41,7 @@ def jobs_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from bot.services.jobs import report
 
     async def go():  # type: ignore[no-untyped-def]
-        async with open_bot(settings()) as bot:
+        async with open_bot(settings(), reading=True) as bot:
             return await report(bot)  # type: ignore[arg-type]  # needs only the database and the clock
 
     jobs = run(go())

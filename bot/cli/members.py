@@ -24,7 +24,7 @@ def members_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
     async def work(bot: OpenBot, tx: Tx) -> list[dict]:
         return [member_summary(m, bot.keyring, bot.profile) for m in await tx.members.all()]
 
-    rows = in_transaction(work)
+    rows = in_transaction(work, reading=True)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
     else:
@@ -43,10 +43,11 @@ def members_show(number: str) -> None:
             return None
         summary = member_summary(member, bot.keyring, bot.profile)
         summary["channels"] = [i.channel for i in await tx.members.identities(member.id)]
-        await tx.audit.record(bot.now(), "cli", "member.viewed", member.member_number)
+        if not bot.read_only:  # a read-only copy cannot record who looked; the copy's holder has it all anyway
+            await tx.audit.record(bot.now(), "cli", "member.viewed", member.member_number)
         return summary
 
-    summary = in_transaction(work)
+    summary = in_transaction(work, reading=True)
     if summary is None:
         typer.echo(f"no member numbered {number}")
         raise typer.Exit(1)

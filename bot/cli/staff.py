@@ -68,7 +68,7 @@ def staff_list() -> None:
         for s in await tx.staff.all():
             typer.echo(f"{s.user_key}\t{s.role}\t{s.name}")
 
-    in_transaction(work)
+    in_transaction(work, reading=True)
 
 
 @app.command("remove")

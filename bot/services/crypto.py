@@ -27,6 +27,7 @@ class Keyring:
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret, "gigunion field encryption v1")))
         self._lookup = _derive(secret, "gigunion lookup hash v1")
         self._card = _derive(secret, "gigunion card code v1")
+        self._fingerprint = _derive(secret, "gigunion key fingerprint v1")
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()
@@ -40,6 +41,11 @@ class Keyring:
     def lookup_hash(self, value: str) -> str:
         """A keyed hash to find a record by a personal value without storing the value in clear."""
         return hmac.new(self._lookup, value.encode(), hashlib.sha256).hexdigest()
+
+    def fingerprint(self) -> str:
+        """Names this key in the database without revealing it: the same key always gives the same
+        sixteen hex digits, another key different ones, and nothing about the key follows from them."""
+        return hmac.new(self._fingerprint, b"gigunion key fingerprint", hashlib.sha256).hexdigest()[:16]
 
     def card_code(self, member_number: str) -> str:
         """Eight characters, shown as AB12-CD34, that only a holder of the secret key can make."""

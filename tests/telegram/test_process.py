@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def env(tmp_path: Path, fake) -> dict[str, str]:  # type: ignore[no-untyped-def]
     e = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
     e.update(
+        GIGUNION_HOME=str(tmp_path),
         GIGUNION_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}",
         GIGUNION_TELEGRAM_TOKEN=TOKEN,
         GIGUNION_TELEGRAM_API_URL=fake.api_url,

@@ -121,7 +121,7 @@ async def cli(tmp_path: Path, fake: FakeWeChatApi, *args: str, config: str | Non
     env = {
         **os.environ,
         "GIGUNION_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
-        "GIGUNION_SECRET_KEY": "test-secret-key",
+        "GIGUNION_SECRET_KEY": "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "GIGUNION_WECHAT_TOKEN": TOKEN,
         "GIGUNION_WECHAT_AES_KEY": AES_KEY,
         "GIGUNION_WECHAT_APPID": APPID,

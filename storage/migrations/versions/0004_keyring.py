@@ -5,8 +5,8 @@ Revises: 0003
 Create Date: 2026-11-29 18:10:00
 """
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0004"
 down_revision = "0003"
@@ -15,8 +15,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "keyring",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_keyring")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("keyring")
