@@ -216,6 +216,12 @@ def load_settings(config: str | Path | None = None, environ: dict[str, str] | No
         raw = env.get(ENV_PREFIX + name.upper())
         if raw:
             values[name] = _checked(name, raw, ENV_PREFIX + name.upper())
+        elif raw is not None and name == "secret_key":
+            # Set but empty is a key that failed to arrive (a blank secret in a unit file, say): refuse it
+            # rather than quietly fall back to a key file.
+            raise ConfigProblem(
+                f"{ENV_PREFIX}SECRET_KEY is set but empty: give the key, or unset it to use the key file."
+            )
     return Settings(**values)
 
 

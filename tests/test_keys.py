@@ -292,3 +292,13 @@ def test_key_rotate_command_says_card_codes_are_reissued(tmp_path: Path) -> None
     new_code = re.search(r"核验码：(\w{4}-\w{4})", card)
     assert new_code and normalize_card_code(new_code.group(1)) != normalize_card_code(old_code)
     assert gigunion("card", "verify", new_code.group(1)).returncode == 0
+
+
+def test_a_secret_key_variable_set_but_empty_is_refused_not_taken_for_unset() -> None:
+    from bot.config import load_settings
+    from bot.errors import StartupProblem
+
+    with pytest.raises(StartupProblem, match="SECRET_KEY is set but empty") as refused:
+        load_settings(environ={"GIGUNION_SECRET_KEY": ""})
+    assert refused.value.exit_code == 2
+    assert load_settings(environ={}).secret_key is None  # unset: the key file is used
