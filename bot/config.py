@@ -61,6 +61,28 @@ class UnionContact:
 
 
 @dataclass(frozen=True)
+class ClaimDocument:
+    """One line of a claim type's checklist."""
+
+    id: str
+    label: Localized
+    required: bool
+    hint: Localized | None = None
+
+
+@dataclass(frozen=True)
+class ClaimType:
+    """A kind of cover a member can claim on, with what a claim needs."""
+
+    id: str
+    label: Localized
+    cover_limit_fen: int  # money is whole fen everywhere: the TOML's yuan are converted once, here
+    window_days: int  # a claim is made within this many days of the incident
+    documents: tuple[ClaimDocument, ...]
+    require_id_number: bool  # a national ID number is asked for at payout only when the insurer needs it
+
+
+@dataclass(frozen=True)
 class UnionProfile:
     name: Localized
     member_prefix: str
@@ -72,6 +94,7 @@ class UnionProfile:
     benefits: Localized
     # None when the union gave no [union.contact]: riders asking for a person are sent to the stations.
     contact: UnionContact | None = None
+    claim_types: tuple[ClaimType, ...] = ()
 
     @property
     def default_language(self) -> str:
@@ -79,6 +102,9 @@ class UnionProfile:
 
     def work_kind(self, kind_id: str) -> WorkKind | None:
         return next((k for k in self.work_kinds if k.id == kind_id), None)
+
+    def claim_type(self, type_id: str) -> ClaimType | None:
+        return next((c for c in self.claim_types if c.id == type_id), None)
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> UnionProfile:
@@ -106,6 +132,7 @@ class UnionProfile:
             ),
             benefits=loc(table.get("benefits", {fallback: []})),
             contact=_contact(table.get("contact"), loc),
+            claim_types=tuple(_claim_type(c, loc) for c in table.get("claim_types", ())),
         )
 
 
@@ -118,6 +145,45 @@ def _contact(table: dict[str, Any] | None, loc: Callable[[Any], Localized]) -> U
         wechat=str(table.get("wechat", "")).strip() or None,
         email=str(table.get("email", "")).strip() or None,
     )
+
+
+def _claim_type(table: dict[str, Any], loc: Callable[[Any], Localized]) -> ClaimType:
+    limit = _fen(table["cover_limit_yuan"])
+    window = table["window_days"]
+    if limit is None or isinstance(window, bool) or not isinstance(window, int) or window <= 0:
+        raise ValueError(f"claim type {table.get('id')!r}: cover_limit_yuan and window_days must be positive")
+    return ClaimType(
+        id=str(table["id"]),
+        label=loc(table["label"]),
+        cover_limit_fen=limit,
+        window_days=window,
+        documents=tuple(
+            ClaimDocument(
+                id=str(d["id"]),
+                label=loc(d["label"]),
+                required=bool(d.get("required", False)),
+                hint=loc(d["hint"]) if d.get("hint") else None,
+            )
+            for d in table.get("documents", ())
+        ),
+        require_id_number=bool(table.get("require_id_number", False)),
+    )
+
+
+def _fen(yuan: Any) -> int | None:
+    """Yuan as written in TOML (10000, or "12345.67" as text so no float is involved) in fen."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(yuan, bool) or not isinstance(yuan, int | str):
+        return None
+    try:
+        amount = Decimal(str(yuan).strip())
+    except InvalidOperation:
+        return None
+    fen = amount * 100
+    if not amount.is_finite() or fen != fen.to_integral_value() or fen <= 0:
+        return None
+    return int(fen)
 
 
 def default_profile() -> UnionProfile:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage.audit import Audit
+from storage.claims import Claims
 from storage.group_commit import OWN_TRANSACTIONS, GroupCommit, SharedConnection
 from storage.jobs import Jobs
 from storage.media import MediaRepo
@@ -131,3 +132,4 @@ class Tx:
         self.turns = Turns(conn)
         self.jobs = Jobs(conn)
         self.media = MediaRepo(conn)
+        self.claims = Claims(conn)

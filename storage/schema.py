@@ -4,8 +4,10 @@ encrypted and found by a keyed hash, so a copy of the database alone does not li
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -198,4 +200,59 @@ keyring = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
     Column("fingerprint", String(64), nullable=False),
     Column("set_at", UTCDateTime(), nullable=False),
+)
+
+# Insurance claims (意外伤害及家财损失). Money is integer fen. Payout details and the ID number are
+# Keyring-encrypted like members.phone_enc: a copy of the file alone does not list bank accounts. A
+# claim changes state only by one conditional UPDATE on (status, version), see `storage.claims`.
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("number", String(32), nullable=False, unique=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("type", String(32), nullable=False),
+    Column("incident_date", Date, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("claimed_fen", BigInteger, nullable=False),
+    Column("approved_fen", BigInteger),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("incomplete", Boolean, nullable=False),
+    Column("missing", Text, nullable=False),  # JSON list of checklist ids
+    Column("info_note", Text),
+    Column("payout_kind", String(16), nullable=False),
+    Column("payout_holder_enc", Text, nullable=False),
+    Column("payout_account_enc", Text, nullable=False),
+    Column("id_number_enc", Text),
+    Column("reason_code", String(32)),
+    Column("reason_text", Text),
+    Column("payment_ref", String(128)),
+    Column("appealed", Boolean, nullable=False),
+    Column("assignee", String(128)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_claims_status_created_at", "status", "created_at"),
+)
+
+claim_history = Table(
+    "claim_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("claim_id", Integer, ForeignKey("claims.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("note", Text),
+)
+
+claim_documents = Table(
+    "claim_documents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("claim_id", Integer, ForeignKey("claims.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("media_id", String(32), nullable=False),
+    Column("item", String(32), nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False),
 )
