@@ -130,6 +130,9 @@ class Members:
     async def by_number(self, number: str) -> Member | None:
         return await self._one(members.c.member_number == number)
 
+    async def by_id(self, member_id: int) -> Member | None:
+        return await self._one(members.c.id == member_id)
+
     async def by_card_code(self, code: str) -> Member | None:
         return await self._one(members.c.card_code == code)
 
