@@ -134,13 +134,13 @@ _HISTORY = select(claim_history).where(claim_history.c.claim_id == bindparam("cl
 
 
 def _transition(fields: frozenset[str], versioned: bool) -> Any:
-    where = [claims.c.number == bindparam("number"), claims.c.status == bindparam("from_status")]
+    where = [claims.c.number == bindparam("b_number"), claims.c.status == bindparam("b_from")]
     if versioned:
-        where.append(claims.c.version == bindparam("expected_version"))
+        where.append(claims.c.version == bindparam("b_version"))
     values: dict[str, Any] = {
-        "status": bindparam("to_status"),
+        "status": bindparam("b_to"),
         "version": claims.c.version + 1,
-        "updated_at": bindparam("now"),
+        "updated_at": bindparam("b_now"),
     }
     values.update({f: bindparam(f"set_{f}") for f in sorted(fields)})
     return update(claims).where(*where).values(values).returning(*claims.columns)
@@ -271,9 +271,9 @@ class Claims:
         stmt = _TRANSITIONS.get(key)
         if stmt is None:
             stmt = _TRANSITIONS[key] = _transition(*key)
-        params: dict[str, Any] = {"number": number, "from_status": from_status, "to_status": to_status, "now": now}
+        params: dict[str, Any] = {"b_number": number, "b_from": from_status, "b_to": to_status, "b_now": now}
         if expected_version is not None:
-            params["expected_version"] = expected_version
+            params["b_version"] = expected_version
         for f, v in changes.items():
             params[f"set_{f}"] = json.dumps(list(v)) if f == "missing" else v
         row = (await self.conn.execute(stmt, params)).first()
