@@ -3,11 +3,21 @@
 from bot.engine import substeps
 from bot.engine.checks import check_flows
 from bot.engine.flow import Flow
-from bot.flows import card, join, menu, mydata, staff, whoami
+from bot.flows import card, claim, join, menu, my_claims, mydata, staff, whoami
 
 
 def all_flows() -> dict[str, Flow]:
-    flows = [menu.flow, join.flow, card.flow, mydata.mydata, mydata.leaving, staff.flow, whoami.flow]
+    flows = [
+        menu.flow,
+        join.flow,
+        card.flow,
+        mydata.mydata,
+        mydata.leaving,
+        claim.flow,
+        my_claims.flow,
+        staff.flow,
+        whoami.flow,
+    ]
     # Sub-steps: entered by `turn.call` from other flows, never from the menu.
     flows += [substeps.pick_date]
     named = {f.name: f for f in flows}
