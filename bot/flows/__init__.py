@@ -3,7 +3,7 @@
 from bot.engine import substeps
 from bot.engine.checks import check_flows
 from bot.engine.flow import Flow
-from bot.flows import card, claim, join, menu, my_claims, mydata, staff, whoami
+from bot.flows import card, claim, claims_review, join, menu, my_claims, mydata, staff, whoami
 
 
 def all_flows() -> dict[str, Flow]:
@@ -16,6 +16,7 @@ def all_flows() -> dict[str, Flow]:
         claim.flow,
         my_claims.flow,
         staff.flow,
+        claims_review.flow,
         whoami.flow,
     ]
     # Sub-steps: entered by `turn.call` from other flows, never from the menu.
