@@ -23,6 +23,9 @@ MAX_TEMPORARY_DAYS = 30
 HIDDEN_FROM_MENU = {"staff"}  # staff reach their menu by command; the public menu does not show it
 
 
+# Without a [wechat.menu] of the union's own, 主菜单 gives way first: typing 菜单 does the same, while the
+# flows and the language switch have no other way in that a rider would guess.
+DEFAULT_DROP = ("menu",)
 # Entries of the default menu besides the flows, by name, with their label keys.
 FIXED_ENTRIES = {"menu": "wechat.menu_home", "help": "wechat.menu_help", "lang": "menu.switch_language"}
 
@@ -47,7 +50,8 @@ def plan_default_menu(app: BotContext, lang: str | None = None) -> MenuPlan:
     the union's language."""
     lang = lang or app.profile.default_language
     text = app.locale.text
-    order, drop = _names(app, "order"), _names(app, "drop")
+    configured = {"order", "drop"} & _menu_table(app).keys()
+    order, drop = _names(app, "order"), _names(app, "drop") if configured else list(DEFAULT_DROP)
     labels = {
         f.name: (f.menu_label, f.commands[0])
         for f in app.flows.values()
