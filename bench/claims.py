@@ -2,16 +2,14 @@
 
 Prints, all measured in this one run on this machine:
   1. raw: single-row commits through aiosqlite (bench/engine.py's `Raw`), before and after, as reference;
-  2. submit: N members (closed loop) each storing two documents (real image files through the media
-     store, outside the turn, as a channel's fetcher does) then submitting a claim in one turn
-     (`bot.services.claims.submit` through `Database.run_turn`, with group commit): claims/s and the
-     p50/p99 turn latency;
+  2. submit: N members (closed loop) each talking through a whole claim with the bot (the dispatcher,
+     console channel: type, date, what happened, amount, two photos fetched, checked and stored before
+     their turns, payout, confirm; 12 turns): claims/s, turns/s against raw, and p50/p99 turn latency;
   3. decide: the same N workers taking and approving every claim (`decide_from_cli`, two transitions,
      two notices each): decisions/s and p50/p99;
   4. the database's size (file and -wal) and the media folder's.
 
-The turns are driven through `Database.run_turn`, not the chat dispatcher: they are the turns the
-member flow "claim" and the review flow commit at their last step, without the conversation before.
+Deciding is driven through `Database.run_turn` (the turn the review flow commits at its last step).
 
     python bench/claims.py                       # 10,000 claims, 200 members
     python bench/claims.py --claims 1000 --users 50
@@ -22,7 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import itertools
 import random
+import re
 import sys
 import tempfile
 import time
@@ -35,9 +35,9 @@ from PIL import Image
 
 from bench.engine import Raw, pct
 from bot.config import Settings
+from bot.engine.messages import Incoming, Kind, Media, Outgoing
 from bot.runtime import running_bot
 from bot.services import claims
-from bot.services.media import store
 from storage.members import NewMember
 
 
@@ -68,7 +68,7 @@ async def main(total: int, users: int, raw_seconds: float) -> None:
     )
     raw = Raw(folder / "raw.db", raw_seconds)
     await raw.measure()
-    async with running_bot(settings, run_jobs=False) as (app, _dispatcher):
+    async with running_bot(settings, run_jobs=False) as (app, dispatcher):
         now = app.now()
         members = []
         async with app.db.transaction() as tx:
@@ -80,38 +80,50 @@ async def main(total: int, users: int, raw_seconds: float) -> None:
                     )
                 )  # fmt: skip
                 assert member is not None
-                await tx.members.link(f"telegram:{1000 + i}", member.id, now)
+                await tx.members.link(f"console:m{i}", member.id, now)
                 members.append(member)
         media_dir = settings.media_path()
+        photos = folder / "photos"
+        photos.mkdir()
         per_user = [total // users + (i < total % users) for i in range(users)]
         submit_latency: list[float] = []
         numbers: list[str] = []
+        updates = itertools.count()
+
+        async def say(u: int, kind: Kind, **fields: object) -> Outgoing:
+            incoming = Incoming(channel="console", user_id=f"m{u}", kind=kind, dedupe_key=f"b{next(updates)}", **fields)  # type: ignore[arg-type]
+            t0 = time.perf_counter()
+            [out] = await dispatcher.handle(incoming)
+            submit_latency.append(time.perf_counter() - t0)
+            return out
+
+        async def tap(u: int, out: Outgoing, label: str) -> Outgoing:
+            payload = next(b.payload for b in out.buttons if label in b.label)
+            return await say(u, Kind.BUTTON, payload=payload)
 
         async def member_submits(u: int) -> None:
             rng = random.Random(u)
-            member = members[u]
-            for _ in range(per_user[u]):
-                docs = []
-                for item in ("diagnosis", "receipts"):
-                    stored = await store(app.db, media_dir, picture(rng), max_bytes=10_000_000, now=app.now())
-                    docs.append({"id": stored.id, "item": item})
-                draft = {
-                    "type": "injury",
-                    "incident_date": (now - timedelta(days=3)).date().isoformat(),
-                    "description": "送餐途中被电动车撞倒，左腿擦伤，去医院拍了片",
-                    "claimed_fen": rng.randrange(10_000, 1_000_000),
-                    "media": docs,
-                    "payout_kind": "bank",
-                    "payout_holder_enc": app.keyring.encrypt("骑手"),
-                    "payout_account_enc": app.keyring.encrypt("6222020200112233445"),
-                    "id_number_enc": app.keyring.encrypt("11010519491231002X"),
-                }
-                t0 = time.perf_counter()
-                claim = await app.db.run_turn(
-                    lambda tx, d=draft: claims.submit(tx, app, member, d, now=app.now(), actor=f"telegram:{1000 + u}")
-                )
-                submit_latency.append(time.perf_counter() - t0)
-                numbers.append(claim.number)
+            for c in range(per_user[u]):
+                paths = []
+                for d in range(2):  # written before the conversation, as a phone has them in its gallery
+                    path = photos / f"{u}-{c}-{d}.jpg"
+                    await asyncio.to_thread(path.write_bytes, picture(rng))
+                    paths.append(path)
+                out = await say(u, Kind.TEXT, text="我要理赔")
+                out = await tap(u, out, "家财损失")
+                out = await tap(u, out, "今天")
+                out = await say(u, Kind.TEXT, text="暴雨进水，电动车和手机泡坏了，物业开了证明")
+                out = await say(u, Kind.TEXT, text=f"{rng.randrange(100, 4000)}.{rng.randrange(100):02d}")
+                for path in paths:  # the damage, then the list of items: the flow moves to the next item itself
+                    out = await say(u, Kind.PHOTO, media=Media(file_id=str(path), url=path.as_uri()))
+                out = await tap(u, out, "材料发完了")
+                out = await tap(u, out, "银行卡")
+                out = await say(u, Kind.TEXT, text="张三")
+                out = await say(u, Kind.TEXT, text="6222020200112233445")
+                out = await tap(u, out, "确认提交")
+                number = re.search(r"LP\d{4}-\d{6}", out.text)
+                assert number, "the claim was not submitted"
+                numbers.append(number.group())
 
         start = time.perf_counter()
         await asyncio.gather(*(member_submits(u) for u in range(users)))
@@ -145,11 +157,15 @@ async def main(total: int, users: int, raw_seconds: float) -> None:
         f"claims bench, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {total} claims by {users} members, "
         "SQLite + group commit"
     )
-    print("turns driven through Database.run_turn (the submit and decide turns), not the chat dispatcher")
+    print(
+        "submitting: each member talks through the whole claim in the chat (the dispatcher, console channel: "
+        "12 turns, two photos fetched, checked and stored); deciding: take and approve in one turn each"
+    )
     print(f"raw commits:   {raw.rate:8.0f} /s  ({raw.spread()})")
     print(
-        f"submitted:     {total / submit_seconds:8.0f} claims/s  ({total / submit_seconds / raw.rate:.2f} x raw; "
-        f"two documents each, stored then linked)  turn p50 {pct(submit_latency, 50) * 1000:.1f} ms, "
+        f"submitted:     {total / submit_seconds:8.0f} claims/s  ({len(submit_latency) / submit_seconds:.0f} turns/s "
+        f"= {len(submit_latency) / submit_seconds / raw.rate:.2f} x raw; two documents each)  "
+        f"turn p50 {pct(submit_latency, 50) * 1000:.1f} ms, "
         f"p99 {pct(submit_latency, 99) * 1000:.1f} ms"
     )
     print(
