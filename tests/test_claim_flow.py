@@ -165,6 +165,7 @@ async def test_a_whole_claim_with_photos_through_the_console(rider: Rider) -> No
     assert claim.number.startswith("LP2026-") and claim.number in out.text
     assert "材料不全" not in out.text
     assert (claim.type, claim.incident_date.isoformat(), claim.claimed_fen) == ("injury", "2026-06-09", 300000)
+    assert claim.description == "6月9日晚上送餐时在文三路被电动车撞倒，右手腕骨折，去了市一医院。"  # as written
     assert claim.status == service.SUBMITTED and not claim.incomplete and claim.payout_kind == "bank"
     assert r.app.keyring.decrypt(claim.payout_account_enc) == CARD_DIGITS
     assert r.app.keyring.decrypt(claim.payout_holder_enc) == "张三"

@@ -143,7 +143,8 @@ def show_date(turn: Turn) -> T:
 
 # -- what happened ------------------------------------------------------------------------------------
 async def on_description(turn: Turn) -> None:
-    text = " ".join(unicodedata.normalize("NFKC", turn.text).split())
+    # NFC, not NFKC: the rider's own words keep their full-width punctuation (，。) as written.
+    text = " ".join(unicodedata.normalize("NFC", turn.text).split())
     if len(text) < DESCRIPTION_MIN or not any(ch.isalnum() for ch in text):
         turn.retry("claim.description_short", least=DESCRIPTION_MIN)
         return
