@@ -141,6 +141,21 @@ def test_reject_and_need_info_carry_their_reason_and_note(tmp_path: Path) -> Non
     assert (claim.status, claim.missing, claim.info_note) == ("needs_info", ("receipts",), "发票看不清")
 
 
+def test_an_approved_or_rejected_claim_is_appealed_back_into_review_once(tmp_path: Path) -> None:
+    (number,) = seed(tmp_path)
+    early = gigunion(tmp_path, "claims", "decide", number, "appeal", "--note", "会员申诉")
+    assert early.returncode == 1 and "cannot be appealed from this state" in early.stderr  # submitted
+    assert gigunion(tmp_path, "claims", "decide", number, "reject", "--reason", "other", "--note", "x").returncode == 0
+    assert gigunion(tmp_path, "claims", "decide", number, "appeal").returncode == 2  # why, for the member
+    done = gigunion(tmp_path, "claims", "decide", number, "appeal", "--note", "会员补了证明，重新看")
+    assert done.returncode == 0, done.stderr
+    claim, history, _, _ = inspect(tmp_path, number)
+    assert (claim.status, claim.appealed, history[-1].note) == ("under_review", True, "会员补了证明，重新看")
+    assert gigunion(tmp_path, "claims", "decide", number, "approve", "--amount", "100").returncode == 0
+    again = gigunion(tmp_path, "claims", "decide", number, "appeal", "--note", "再看一次")
+    assert again.returncode == 1 and "reviewed again once already" in again.stderr
+
+
 def test_refusals_exit_1_with_one_line_saying_why(tmp_path: Path) -> None:
     (number,) = seed(tmp_path, amount=80000)
     over = gigunion(tmp_path, "claims", "decide", number, "approve", "--amount", "800.01")

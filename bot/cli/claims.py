@@ -35,6 +35,7 @@ class Decision(StrEnum):
     approve = "approve"
     reject = "reject"
     need_info = "need-info"
+    appeal = "appeal"
 
 
 def _context(bot: OpenBot) -> BotContext:
@@ -193,21 +194,33 @@ def _refused(reason: str, number: str, doing: str) -> None:
 @app.command("decide")
 def claims_decide(
     number: Annotated[str, typer.Argument(metavar="NUMBER", help="e.g. LP2026-000123")],
-    decision: Annotated[Decision, typer.Argument(help="approve, reject or need-info.")],
+    decision: Annotated[
+        Decision, typer.Argument(help="approve, reject, need-info, or appeal (an approved or rejected claim, once).")
+    ],
     amount: Annotated[str | None, typer.Option("--amount", help="approve: the amount in yuan, e.g. 1200.50.")] = None,
     reason: Annotated[str | None, typer.Option("--reason", help=f"reject: one of {', '.join(REJECT_REASONS)}.")] = None,
     note: Annotated[
-        str | None, typer.Option("--note", help="reject, need-info: what the member is told, in words.")
+        str | None, typer.Option("--note", help="reject, need-info, appeal: what the member is told, in words.")
     ] = None,
     missing: Annotated[
         list[str] | None,
         typer.Option("--missing", help="need-info: a checklist item asked for (repeatable), e.g. receipts."),
     ] = None,
 ) -> None:
-    """Approve, reject or ask for information. A SUBMITTED claim is taken into review first (both
-    steps recorded). The member is told. Exit 1 when refused (moved meanwhile, not from this state,
-    amount over the claim), 2 for a wrong option."""
-    from bot.services.claims import APPROVED, NEEDS_INFO, REJECTED, ClaimRefused, decide_from_cli, parse_yuan
+    """Approve, reject or ask for information, or take an approved or rejected claim back into review
+    on appeal (once). A SUBMITTED claim is taken into review first (both steps recorded). The member is
+    told. Exit 1 when refused (moved meanwhile, not from this state, amount over the claim, appealed
+    before), 2 for a wrong option."""
+    from bot.services.claims import (
+        APPROVED,
+        NEEDS_INFO,
+        REJECTED,
+        UNDER_REVIEW,
+        ClaimRefused,
+        decide_from_cli,
+        move,
+        parse_yuan,
+    )
 
     fen = None
     if decision is Decision.approve:
@@ -222,11 +235,28 @@ def claims_decide(
         if not (note or "").strip():
             raise typer.BadParameter("say in words why, for the member", param_hint="--note")
     elif not (note or "").strip():
-        raise typer.BadParameter("say what is needed, for the member", param_hint="--note")
-    to = {Decision.approve: APPROVED, Decision.reject: REJECTED, Decision.need_info: NEEDS_INFO}[decision]
+        raise typer.BadParameter(
+            "say what is needed, or why it is looked at again, for the member", param_hint="--note"
+        )
+    to = {
+        Decision.approve: APPROVED,
+        Decision.reject: REJECTED,
+        Decision.need_info: NEEDS_INFO,
+        Decision.appeal: UNDER_REVIEW,
+    }[decision]
     claim_number = _number(number)
 
     async def work(bot: OpenBot, tx: Tx) -> Claim:
+        if decision is Decision.appeal:  # from approved or rejected only (else it would be a take), once
+            claim = await tx.claims.by_number(claim_number)
+            if claim is None:
+                raise ClaimRefused("not_found")
+            if claim.status not in (APPROVED, REJECTED):
+                raise ClaimRefused("not_allowed")
+            return await move(
+                tx, _context(bot), claim_number, UNDER_REVIEW, actor=ACTOR, now=bot.now(), note=note,
+                expected_version=claim.version,
+            )  # fmt: skip
         return await decide_from_cli(
             tx,
             _context(bot),
@@ -243,7 +273,8 @@ def claims_decide(
     try:
         claim = in_transaction(work)
     except ClaimRefused as e:
-        _refused(e.reason, claim_number, {APPROVED: "approved", REJECTED: "rejected", NEEDS_INFO: "sent back"}[to])
+        doing = {APPROVED: "approved", REJECTED: "rejected", NEEDS_INFO: "sent back", UNDER_REVIEW: "appealed"}[to]
+        _refused(e.reason, claim_number, doing)
         return
     typer.echo(f"{claim.number}: {claim.status}")
 
