@@ -36,7 +36,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, TypeHa
 
 from bot.config import Settings
 from bot.engine.context import BotContext
-from bot.engine.dispatcher import Dispatcher
+from bot.engine.dispatcher import GLOBAL_COMMANDS, Dispatcher
 from bot.engine.locks import UserLocks
 from bot.engine.messages import Outgoing
 from bot.handlers.telegram_incoming import CHANNEL, TelegramFiles, to_incoming
@@ -59,8 +59,7 @@ WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = [UpdateType.MESSAGE, UpdateType.CALLBACK_QUERY]
 # The command menu, in this order; a command shows when its flow exists and the locale describes it.
-MENU_COMMANDS = ("menu", "join", "card", "mydata", "cancel", "help", "lang")
-GLOBAL_COMMANDS = ("start", "menu", "cancel", "help", "lang")
+MENU_COMMANDS = ("menu", "join", "card", "claim", "myclaims", "mydata", "human", "cancel", "help", "lang")
 
 
 def file_url(api_url: str) -> str:

@@ -92,6 +92,7 @@ async def test_command_menu_is_set_in_chinese_by_default_and_in_english(channel,
     assert zh["join"] == L.text("zh_CN", "telegram.cmd_join")
     assert en["menu"] == L.text("en", "telegram.cmd_menu")
     assert list(zh) == list(en) and {"menu", "join", "card", "help", "cancel", "lang"} <= set(zh)
+    assert {"claim", "myclaims", "human"} <= set(zh)  # the claims flows and the way to a person
 
 
 async def test_a_photo_is_kept_by_file_id_and_fetched_only_on_demand(channel, fake) -> None:  # type: ignore[no-untyped-def]
