@@ -83,6 +83,21 @@ class ClaimType:
 
 
 @dataclass(frozen=True)
+class ConsultKind:
+    """A kind of consultation the union offers (法律咨询, 心理咨询…), how long a session lasts and how
+    it can be held: in person at a rest station, by phone or by video."""
+
+    id: str
+    label: Localized
+    duration_minutes: int
+    modes: tuple[str, ...]  # subset of CONSULT_MODES
+    topic_note: Localized | None = None  # said when the topic is asked for (who reads it, that it may be left out)
+
+
+CONSULT_MODES = ("station", "phone", "video")
+
+
+@dataclass(frozen=True)
 class UnionProfile:
     name: Localized
     member_prefix: str
@@ -95,6 +110,7 @@ class UnionProfile:
     # None when the union gave no [union.contact]: riders asking for a person are sent to the stations.
     contact: UnionContact | None = None
     claim_types: tuple[ClaimType, ...] = ()
+    consult_kinds: tuple[ConsultKind, ...] = ()
 
     @property
     def default_language(self) -> str:
@@ -105,6 +121,9 @@ class UnionProfile:
 
     def claim_type(self, type_id: str) -> ClaimType | None:
         return next((c for c in self.claim_types if c.id == type_id), None)
+
+    def consult_kind(self, kind_id: str) -> ConsultKind | None:
+        return next((k for k in self.consult_kinds if k.id == kind_id), None)
 
     @classmethod
     def from_table(cls, table: dict[str, Any]) -> UnionProfile:
@@ -133,6 +152,7 @@ class UnionProfile:
             benefits=loc(table.get("benefits", {fallback: []})),
             contact=_contact(table.get("contact"), loc),
             claim_types=tuple(_claim_type(c, loc) for c in table.get("claim_types", ())),
+            consult_kinds=tuple(_consult_kind(c, loc) for c in table.get("consult_kinds", ())),
         )
 
 
@@ -167,6 +187,22 @@ def _claim_type(table: dict[str, Any], loc: Callable[[Any], Localized]) -> Claim
             for d in table.get("documents", ())
         ),
         require_id_number=bool(table.get("require_id_number", False)),
+    )
+
+
+def _consult_kind(table: dict[str, Any], loc: Callable[[Any], Localized]) -> ConsultKind:
+    duration = table["duration_minutes"]
+    modes = tuple(str(m) for m in table.get("modes", ("station",)))
+    if isinstance(duration, bool) or not isinstance(duration, int) or not 5 <= duration <= 480:
+        raise ValueError(f"consult kind {table.get('id')!r}: duration_minutes must be from 5 to 480")
+    if not modes or any(m not in CONSULT_MODES for m in modes):
+        raise ValueError(f"consult kind {table.get('id')!r}: modes must be some of {', '.join(CONSULT_MODES)}")
+    return ConsultKind(
+        id=str(table["id"]),
+        label=loc(table["label"]),
+        duration_minutes=duration,
+        modes=modes,
+        topic_note=loc(table["topic_note"]) if table.get("topic_note") else None,
     )
 
 
@@ -212,6 +248,11 @@ class Settings:
     # The one folder for everything the bot keeps (database, key, media); default: the platform's user
     # data folder, so a command finds the same bot whatever folder it is run from.
     home: str | None = None
+    # Consultation booking: how long before a session it can still be booked, how far ahead, and
+    # when reminders go out (minutes before the start).
+    booking_min_notice_minutes: int = 120
+    booking_horizon_days: int = 30
+    booking_reminders_minutes: tuple[int, ...] = (1440, 60)
     profile: UnionProfile = field(default_factory=default_profile)
     # Sections of the TOML file this module does not interpret (e.g. [wechat.menu], [wechat.templates]).
     extra: dict[str, Any] = field(default_factory=dict)
@@ -258,6 +299,9 @@ _SCALARS = {
     "media_dir": str,
     "media_max_bytes": int,
     "home": str,
+    "booking_min_notice_minutes": int,
+    "booking_horizon_days": int,
+    "booking_reminders_minutes": tuple,
 }
 
 
@@ -272,7 +316,7 @@ def load_settings(config: str | Path | None = None, environ: dict[str, str] | No
             values["profile"] = _profile(union, Path(config))
         flat = {k: v for k, v in data.items() if k in _SCALARS}
         # [telegram] token = … and [wechat] appid = … read as telegram_token, wechat_appid.
-        for section in ("telegram", "wechat", "media"):
+        for section in ("telegram", "wechat", "media", "booking"):
             for k, v in dict(data.get(section, {})).items():
                 if f"{section}_{k}" in _SCALARS:
                     flat[f"{section}_{k}"] = v
@@ -295,6 +339,9 @@ def load_settings(config: str | Path | None = None, environ: dict[str, str] | No
 _RANGES = {
     "session_timeout_minutes": (1, 1440, "minutes"),
     "media_max_bytes": (1, 2 * 1024**3, "bytes"),
+    "booking_min_notice_minutes": (0, 7 * 1440, "minutes"),
+    "booking_horizon_days": (1, 365, "days"),
+    "booking_reminders_minutes": (1, 14 * 1440, "minutes"),
 }
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
@@ -303,6 +350,8 @@ DATABASE_SCHEMES = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 def _checked(name: str, value: Any, where: str) -> Any:
     """`value` of setting `name` (given at `where`), converted, or ConfigProblem naming the setting, the
     value and what it may be. Text settings are not quoted back: they include keys and tokens."""
+    if _SCALARS[name] is tuple:
+        return _minutes_list(value, where, *_RANGES[name])
     if _SCALARS[name] is int:
         low, high, unit = _RANGES[name]
         number = _whole_number(value)
@@ -321,6 +370,18 @@ def _checked(name: str, value: Any, where: str) -> Any:
             raise ConfigProblem(f"{where} is {value!r}: it must be one of {', '.join(LOG_LEVELS)}.")
         return value.strip().upper()
     return value
+
+
+def _minutes_list(value: Any, where: str, low: int, high: int, unit: str) -> tuple[int, ...]:
+    """A list of whole numbers, from TOML ([1440, 60]) or the environment ("1440,60"); may be empty."""
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else None
+    numbers = [_whole_number(v) for v in items if not (isinstance(v, str) and not v.strip())] if items else []
+    if items is None or any(n is None or not low <= n <= high for n in numbers):
+        raise ConfigProblem(
+            f"{where} is {value!r}: it must be a list of whole numbers of {unit} from {low} to {high}, "
+            'like [1440, 60] (or "1440,60" in the environment).'
+        )
+    return tuple(sorted({n for n in numbers if n is not None}, reverse=True))
 
 
 def _whole_number(value: Any) -> int | None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from storage.audit import Audit
+from storage.bookings import Bookings
 from storage.claims import Claims
 from storage.group_commit import OWN_TRANSACTIONS, GroupCommit, SharedConnection
 from storage.jobs import Jobs
@@ -133,3 +134,4 @@ class Tx:
         self.jobs = Jobs(conn)
         self.media = MediaRepo(conn)
         self.claims = Claims(conn)
+        self.bookings = Bookings(conn)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -255,4 +256,43 @@ claim_documents = Table(
     Column("media_id", String(32), nullable=False),
     Column("item", String(32), nullable=False),
     Column("added_at", UTCDateTime(), nullable=False),
+)
+
+# Consultation times counsellors publish, and members' bookings of them. A place is taken by one
+# conditional UPDATE (`booked < capacity`), and the CHECK holds it even against a writer that forgets;
+# a booking carries its slot's times so the overlap guard on a member's bookings needs no join.
+slots = Table(
+    "slots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("counsellor", String(128), nullable=False, index=True),  # a staff user key
+    Column("station", String(16)),  # a profile station index ("0"), "phone" or "video"
+    Column("start_at", UTCDateTime(), nullable=False),
+    Column("end_at", UTCDateTime(), nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("booked", Integer, nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint("booked >= 0 AND booked <= capacity", name="ck_slots_places"),
+    Index("ix_slots_kind_start_at", "kind", "start_at"),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("reference", String(16), nullable=False, unique=True),
+    Column("slot_id", Integer, ForeignKey("slots.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("station", String(16)),
+    Column("topic_enc", Text),  # Keyring-encrypted: only the counsellor reads it
+    Column("status", String(16), nullable=False),
+    Column("rating", Integer),
+    Column("start_at", UTCDateTime(), nullable=False),
+    Column("end_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("cancelled_by", String(128)),
+    Index("ix_bookings_member_status_start", "member_id", "status", "start_at"),
 )
