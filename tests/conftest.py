@@ -15,6 +15,15 @@ from bot.engine.dispatcher import Dispatcher
 from bot.runtime import running_bot
 
 
+def gigunion_env(folder: Path, database: str = "gigunion.db", **settings: str) -> dict[str, str]:
+    """The environment of a `gigunion` process started by a test: none of the caller's GIGUNION_ settings,
+    its data folder and database in `folder`, quiet logs, and `settings` as GIGUNION_<NAME>."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
+    e |= {"GIGUNION_HOME": str(folder), "GIGUNION_DATABASE_URL": f"sqlite+aiosqlite:///{folder / database}"}
+    e["GIGUNION_LOG_LEVEL"] = "WARNING"
+    return e | {f"GIGUNION_{name.upper()}": value for name, value in settings.items()}
+
+
 @pytest.fixture(autouse=True)
 def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No test, nor any process it starts (they copy this environment), may touch the real user data

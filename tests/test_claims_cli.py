@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,18 +19,14 @@ from sqlalchemy import func, select
 from bot.cli import claims as cli
 from bot.services import claims as service
 from storage.schema import outbox
+from tests.conftest import gigunion_env
 from tests.test_claims_domain import BANK_ACCOUNT, HOLDER, ID_NUMBER, NOW, SECRET, draft, make_member
 
 HERE = Path(__file__).resolve().parent.parent
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
-    e["GIGUNION_HOME"] = str(tmp_path)
-    e["GIGUNION_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'gigunion.db'}"
-    e["GIGUNION_SECRET_KEY"] = SECRET
-    e["GIGUNION_LOG_LEVEL"] = "WARNING"
-    return e
+    return gigunion_env(tmp_path, secret_key=SECRET)
 
 
 def gigunion(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

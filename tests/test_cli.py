@@ -5,7 +5,6 @@ and tests/telegram/test_process.py)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
+from tests.conftest import gigunion_env
 from tests.test_postgres import pg_url  # noqa: F401 (a fixture)
 
 # Each of these costs a command that does not use it tens of milliseconds before it can start.
@@ -59,11 +59,7 @@ def python(code: str, env: dict[str, str], *args: str) -> subprocess.CompletedPr
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
-    e["GIGUNION_HOME"] = str(tmp_path)
-    e["GIGUNION_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    e["GIGUNION_LOG_LEVEL"] = "WARNING"
-    return e
+    return gigunion_env(tmp_path, "bot.db")
 
 
 def test_building_the_app_and_its_help_loads_no_heavy_library(env: dict[str, str]) -> None:

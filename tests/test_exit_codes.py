@@ -4,7 +4,6 @@ checks of `staff add`, and `wechat menu push`'s help and --lang, through a real 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +12,14 @@ import pytest
 
 from bot.cli.wechat import Language
 from bot.locale import Locale
+from tests.conftest import gigunion_env
 
 OPENID = "oAbC-dEf_123456789012345678Z"  # 28 characters, as WeChat gives them
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
-    e["GIGUNION_HOME"] = str(tmp_path)
-    e["GIGUNION_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    e["GIGUNION_LOG_LEVEL"] = "WARNING"
-    return e
+    return gigunion_env(tmp_path, "bot.db")
 
 
 def gigunion(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

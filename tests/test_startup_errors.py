@@ -16,6 +16,7 @@ import pytest
 
 from bot.config import load_settings
 from bot.errors import ConfigProblem
+from tests.conftest import gigunion_env
 
 CONSOLE = ("console", "--user", "ann")
 AS_ROOT = os.geteuid() == 0
@@ -25,11 +26,7 @@ NO_OVERRIDE = "-dac_override,-dac_read_search"
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if not k.startswith("GIGUNION_")}
-    e["GIGUNION_HOME"] = str(tmp_path)
-    e["GIGUNION_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'gigunion.db'}"
-    e["GIGUNION_LOG_LEVEL"] = "WARNING"
-    return e
+    return gigunion_env(tmp_path)
 
 
 def gigunion(env: dict[str, str], *args: str, ordinary_user: bool = False) -> subprocess.CompletedProcess[str]:
