@@ -3,7 +3,18 @@
 from bot.engine import substeps
 from bot.engine.checks import check_flows
 from bot.engine.flow import Flow
-from bot.flows import card, claim, claims_review, join, menu, my_claims, mydata, staff, whoami
+from bot.flows import (
+    card,
+    claim,
+    claims_review,
+    counsellor,
+    join,
+    menu,
+    my_claims,
+    mydata,
+    staff,
+    whoami,
+)
 
 
 def all_flows() -> dict[str, Flow]:
@@ -17,6 +28,8 @@ def all_flows() -> dict[str, Flow]:
         my_claims.flow,
         staff.flow,
         claims_review.flow,
+        counsellor.publish,
+        counsellor.mine,
         whoami.flow,
     ]
     # Sub-steps: entered by `turn.call` from other flows, never from the menu.
