@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import card, claims, db, jobs, key, members, staff, telegram, wechat
+from bot.cli import card, claims, db, jobs, key, members, slots, staff, telegram, wechat
 from bot.cli.common import configure
 from bot.cli.console import console
 from bot.cli.failures import EXIT_CODES_HELP, explained
@@ -31,6 +31,8 @@ app.add_typer(card.app, name="card")
 app.add_typer(staff.app, name="staff")
 app.add_typer(members.app, name="members")
 app.add_typer(claims.app, name="claims")
+app.add_typer(slots.app, name="slots")
+app.add_typer(slots.bookings_app, name="bookings")
 app.add_typer(telegram.app, name="telegram")
 app.add_typer(wechat.app, name="wechat")
 app.add_typer(jobs.app, name="jobs")
