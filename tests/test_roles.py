@@ -132,7 +132,7 @@ async def test_main_menu_is_built_from_access(tools) -> None:  # type: ignore[no
     member = Chat(dispatcher)
     await join(member)
     await member.command("/menu")
-    assert member.labels() == ["我的会员证", "我的信息", "理赔申请", "我的理赔", "English"]
+    assert member.labels() == ["我的会员证", "我的信息", "理赔申请", "我的理赔", "预约咨询", "我的预约", "English"]
     staff = await staffer(tools, "1", "claims")
     await staff.command("/menu")
     assert staff.labels() == ["加入工会", STAFF_MENU, "English"]  # tools live in the staff menu only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,4 +46,8 @@ class BotContext:
 
     def flow_for_words(self, text: str) -> Flow | None:
         folded = text.strip().casefold()
-        return next((f for f in self.flows.values() if folded in f.words), None)
+        shaped = unicodedata.normalize("NFKC", text).strip().casefold()
+        return next(
+            (f for f in self.flows.values() if folded in f.words or any(p.fullmatch(shaped) for p in f.patterns)),
+            None,
+        )

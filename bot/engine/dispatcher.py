@@ -279,6 +279,7 @@ def render_reply(
         ),
         requests=tuple(reply.requests),
         image=reply.image,
+        document=reply.document,
         request_labels={str(r): app.locale.text(lang, f"engine.request_{r}") for r in reply.requests},
         lang=lang,
     )

@@ -5,6 +5,7 @@ step, so a handler never repeats another step's prompt."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,9 @@ class Flow:
     # Ways in, besides the menu: slash commands (without "/") and whole-message words in any locale.
     commands: tuple[str, ...] = ()
     words: tuple[str, ...] = ()
+    # Whole messages of a shape (a reference after a word: "取消预约 ZX7K2M9Q"), matched NFKC-folded and
+    # casefolded; the entry reads `turn.text` for what was in them.
+    patterns: tuple[re.Pattern[str], ...] = ()
     asks: dict[str, Ask] = field(default_factory=dict)
     handlers: dict[str, Handle] = field(default_factory=dict)
     entry: Start | None = None
@@ -130,6 +134,10 @@ class Turn:
 
     def image(self, png: bytes) -> None:
         self.reply.image = png
+
+    def document(self, name: str, data: bytes) -> None:
+        """A file sent with the reply (a calendar entry): a document on Telegram, a saved file on the console."""
+        self.reply.document = (name, data)
 
     # -- where the conversation goes next ----------------------------------------------------------
     def goto(self, step: str, flow: str | None = None) -> None:

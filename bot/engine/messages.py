@@ -121,6 +121,7 @@ class Reply:
     buttons: list[Button] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     image: bytes | None = None
+    document: tuple[str, bytes] | None = None  # (file name, bytes): a calendar file, say
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class Outgoing:
     # Labels for the phone-request keyboard, rendered in the user's language.
     request_labels: dict[str, str] = field(default_factory=dict)
     lang: str = ""  # the language it is written in, for what a channel adds around it
+    document: tuple[str, bytes] | None = None  # (file name, bytes), sent as a file where the channel can
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,6 +151,10 @@ class Outgoing:
             "image": base64.b64encode(self.image).decode() if self.image else None,
             "request_labels": self.request_labels,
             "lang": self.lang,
+            # Kept for redelivery like the rest, so a repeated update gets the same file again.
+            "document": {"name": self.document[0], "base64": base64.b64encode(self.document[1]).decode()}
+            if self.document
+            else None,
         }
 
     @classmethod
@@ -160,4 +166,5 @@ class Outgoing:
             image=base64.b64decode(d["image"]) if d.get("image") else None,
             request_labels=d.get("request_labels", {}),
             lang=d.get("lang", ""),
+            document=(d["document"]["name"], base64.b64decode(d["document"]["base64"])) if d.get("document") else None,
         )

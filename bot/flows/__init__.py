@@ -4,12 +4,14 @@ from bot.engine import substeps
 from bot.engine.checks import check_flows
 from bot.engine.flow import Flow
 from bot.flows import (
+    book,
     card,
     claim,
     claims_review,
     counsellor,
     join,
     menu,
+    my_bookings,
     my_claims,
     mydata,
     staff,
@@ -26,6 +28,9 @@ def all_flows() -> dict[str, Flow]:
         mydata.leaving,
         claim.flow,
         my_claims.flow,
+        book.flow,
+        my_bookings.flow,
+        my_bookings.replies,
         staff.flow,
         claims_review.flow,
         counsellor.publish,

@@ -3,6 +3,7 @@
 Stand-ins for phone actions: `/contact +8613800138000` shares a phone number as Telegram's
 share-contact button does, `/photo PATH` sends a picture, `/file PATH` sends a file (a PDF…),
 `/location 30.25,120.17` shares a place.
+A file the bot sends (a booking's calendar entry) is saved in the current folder and its path printed.
 With `--json` every bot message is one JSON line, and `{"turn_end": true}` follows each answer.
 """
 
@@ -45,10 +46,23 @@ def parse_line(line: str, user: str, lang: str | None) -> Incoming:
     return Incoming(kind=Kind.TEXT, text=line.rstrip("\r\n"), **base)
 
 
-def format_text(out: Outgoing) -> str:
+def save_document(out: Outgoing, folder: Path) -> Path | None:
+    """Where the message's file was written, as a phone would save an attachment; None without one."""
+    if out.document is None:
+        return None
+    name, data = out.document
+    # The name is ours (a booking reference), but a path in it must never reach outside the folder.
+    path = folder / Path(name).name
+    path.write_bytes(data)
+    return path
+
+
+def format_text(out: Outgoing, saved: Path | None = None) -> str:
     lines = [out.text] if out.text else []
     if out.image:
         lines.append(f"[image: {len(out.image)} bytes PNG]")
+    if saved is not None:
+        lines.append(f"[file: {saved}]")
     lines += [f"[{i}] {b.label}" for i, b in enumerate(out.buttons, 1)]
     for req in out.requests:
         lines.append(f"({out.request_labels.get(str(req), str(req))}: /{req} …)")
@@ -56,15 +70,16 @@ def format_text(out: Outgoing) -> str:
 
 
 def format_json(out: Outgoing) -> str:
-    return json.dumps(
-        {
-            "text": out.text,
-            "buttons": [{"label": b.label} for b in out.buttons],
-            "requests": [str(r) for r in out.requests],
-            "image": base64.b64encode(out.image).decode() if out.image else None,
-        },
-        ensure_ascii=False,
-    )
+    message = {
+        "text": out.text,
+        "buttons": [{"label": b.label} for b in out.buttons],
+        "requests": [str(r) for r in out.requests],
+        "image": base64.b64encode(out.image).decode() if out.image else None,
+    }
+    if out.document:  # only on the message that carries one, so every other line keeps its shape
+        name, data = out.document
+        message["document"] = {"name": name, "base64": base64.b64encode(data).decode()}
+    return json.dumps(message, ensure_ascii=False)
 
 
 async def run_console(
@@ -74,7 +89,9 @@ async def run_console(
     as_json: bool,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
+    files: Path | None = None,
 ) -> None:
+    folder = files or Path.cwd()
     interactive = stdin.isatty() and not as_json
     read: Callable[[], str] = (lambda: _prompt(stdout)) if interactive else stdin.readline
     if interactive:
@@ -87,7 +104,10 @@ async def run_console(
         if line == "":  # end of input
             break
         for out in await dispatcher.handle(parse_line(line, user, lang)):
-            stdout.write((format_json(out) if as_json else format_text(out) + "\n") + "\n")
+            if as_json:
+                stdout.write(format_json(out) + "\n")
+            else:
+                stdout.write(format_text(out, save_document(out, folder)) + "\n\n")
         if as_json:
             stdout.write('{"turn_end": true}\n')
         stdout.flush()

@@ -80,6 +80,11 @@ class Renderer:
         if out.image:
             await pace()
             await self.bot.send_photo(chat_id, photo=out.image, filename="image.png")
+        if out.document:
+            # Before the text, as the photo is: the words (the time, the place) are what is read last.
+            name, data = out.document
+            await pace()
+            await self.bot.send_document(chat_id, document=data, filename=name)
         inline = inline_keyboard(out.buttons)
         asking = request_keyboard(out)
         parts = chunks(out.text) or ([POINTER] if inline or asking else [])

@@ -223,6 +223,8 @@ class FakeTelegram:
             for name, value in (await request.post()).items():
                 if isinstance(value, web.FileField):
                     files[name] = value.file.read()
+                    if name == "document":  # sendDocument: the name Telegram shows and saves it under
+                        raw["document_name"] = value.filename
                 else:
                     raw[name] = value
         params: dict[str, Any] = {}
@@ -324,6 +326,15 @@ class FakeTelegram:
         self.files[file_id] = files.get("photo", b"")
         photo = [{"file_id": file_id, "file_unique_id": file_id, "width": 320, "height": 320}]
         return self._new_message(params, photo=photo, **({"caption": params["caption"]} if "caption" in params else {}))
+
+    def _m_sendDocument(self, params: dict, files: dict) -> dict:
+        file_id = f"sent-document-{len(self.files) + 1}"
+        self.files[file_id] = files.get("document", b"")
+        document = {"file_id": file_id, "file_unique_id": file_id, "file_size": len(self.files[file_id])}
+        # The name as Telegram keeps it: from the multipart part's filename.
+        if "document_name" in params:
+            document["file_name"] = params["document_name"]
+        return self._new_message(params, document=document)
 
     def _edited(self, params: dict, **content: Any) -> dict | bool:
         """An edit as Telegram makes it: refused on a message sent with a keyboard that is not inline
