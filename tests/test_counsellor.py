@@ -164,10 +164,10 @@ async def test_garbage_at_every_step_keeps_the_step(desk) -> None:  # type: igno
     chat = await staffer(desk, "1", "counsellor")
     await chat.command("/slots")
     out = await chat.say("随便")
-    assert "请点下面的按钮选一种咨询类型" in out.text
+    assert "请选一种咨询类型（点下面的按钮）" in out.text
     await chat.tap("心理咨询")
     out = await chat.say("家里")
-    assert "请点下面的按钮选地点或方式" in out.text
+    assert "请选地点或方式（点下面的按钮）" in out.text
     await chat.tap("视频咨询")
     out = await chat.say("下下周")
     assert "没看懂这个日期" in out.text
