@@ -23,9 +23,9 @@ MAX_TEMPORARY_DAYS = 30
 HIDDEN_FROM_MENU = {"staff"}  # staff reach their menu by command; the public menu does not show it
 
 
-# Without a [wechat.menu] of the union's own, 主菜单 gives way first: typing 菜单 does the same, while the
-# flows and the language switch have no other way in that a rider would guess.
-DEFAULT_DROP = ("menu",)
+# Without a [wechat.menu] of the union's own, these give way first: each is a word riders type anyway
+# (菜单, 帮助, 我的信息), while the services and the language switch have no other way in they would guess.
+DEFAULT_DROP = ("menu", "help", "mydata")
 # Entries of the default menu besides the flows, by name, with their label keys.
 FIXED_ENTRIES = {"menu": "wechat.menu_home", "help": "wechat.menu_help", "lang": "menu.switch_language"}
 
