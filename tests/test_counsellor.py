@@ -330,3 +330,26 @@ async def test_a_no_show_is_refused_before_the_start_and_recorded_after(desk, tw
     out = await wang.tap("确认")
     assert f"预约 {zhang.reference} 已记为爽约" in out.text
     assert (await booking_now(app, zhang.reference)).status == "no_show"
+
+
+async def test_in_english_too(desk, two_counsellors) -> None:  # type: ignore[no-untyped-def]
+    app, dispatcher = desk
+    async with app.db.transaction() as tx:
+        await tx.staff.add("telegram:3", "counsellor", "Ms Chen", app.now())
+    chat = Chat(dispatcher, channel="telegram", user="3", language_hint="en")
+    await chat.command("/slots")
+    await chat.tap("Legal advice")
+    await chat.tap("By video")
+    await chat.tap("Tomorrow")
+    out = await chat.say("10am")
+    assert "too soon" not in out.text and "How many sessions" in out.text
+    await chat.tap("2")
+    await chat.tap("default")
+    out = await chat.tap("1 person")
+    assert "Legal advice · By video · one-to-one" in out.text and "Tomorrow 10:00–10:45" in out.text
+    out = await chat.tap("Publish")
+    assert "2 Legal advice sessions published" in out.text
+    wang = Chat(dispatcher, channel="telegram", user="1", language_hint="en")
+    await wang.command("/lang", "en")
+    out = await wang.command("/consults")
+    assert "upcoming consultations: 1" in out.text and wang.labels()[0].startswith("Tomorrow 14:00 · Legal advice")
