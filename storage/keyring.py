@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import insert_ignoring_conflicts, per_dialect
-from storage.schema import keyring, members, sessions
+from storage.schema import bookings, claims, keyring, members, sessions
 
 _ROW = 1
 _GET = select(keyring).where(keyring.c.id == _ROW)
@@ -42,6 +42,17 @@ _REWRITE_MEMBER = (
     .where(members.c.id == bindparam("member_id"))
     .values(phone_enc=bindparam("phone_enc"), phone_hash=bindparam("phone_hash"), card_code=bindparam("card_code"))
 )
+# Other columns written under the key, by table: a rotation re-encrypts each value found there. A new
+# encrypted column must be added here, or a rotation leaves it unreadable.
+ENCRYPTED = {
+    "claims": (claims, ("payout_holder_enc", "payout_account_enc", "id_number_enc")),
+    "bookings": (bookings, ("topic_enc",)),
+}
+_ENCRYPTED_ROWS = {name: select(t.c.id, *(t.c[c] for c in cols)) for name, (t, cols) in ENCRYPTED.items()}
+_REWRITE_ENCRYPTED = {
+    name: update(t).where(t.c.id == bindparam("row_id")).values({c: bindparam(f"new_{c}") for c in cols})
+    for name, (t, cols) in ENCRYPTED.items()
+}
 _SESSIONS_WITH_DATA = select(sessions.c.user_key, sessions.c.data).where(sessions.c.data != "{}")
 _REWRITE_SESSION = update(sessions).where(sessions.c.user_key == bindparam("key")).values(data=bindparam("data"))
 
@@ -104,3 +115,12 @@ class KeyringRepo:
 
     async def rewrite_session_data(self, user_key: str, data: str) -> None:
         await self.conn.execute(_REWRITE_SESSION, {"key": user_key, "data": data})
+
+    async def encrypted_rows(self, table: str) -> list[tuple[int, dict[str, str | None]]]:
+        """(row id, {column: value as stored}) of every row of `table` in `ENCRYPTED`."""
+        columns = ENCRYPTED[table][1]
+        return [(r.id, {c: r._mapping[c] for c in columns}) for r in await self.conn.execute(_ENCRYPTED_ROWS[table])]
+
+    async def rewrite_encrypted(self, table: str, row_id: int, values: dict[str, str | None]) -> None:
+        params = {"row_id": row_id, **{f"new_{c}": v for c, v in values.items()}}
+        await self.conn.execute(_REWRITE_ENCRYPTED[table], params)

@@ -302,3 +302,28 @@ def test_a_secret_key_variable_set_but_empty_is_refused_not_taken_for_unset() ->
         load_settings(environ={"GIGUNION_SECRET_KEY": ""})
     assert refused.value.exit_code == 2
     assert load_settings(environ={}).secret_key is None  # unset: the key file is used
+
+
+async def test_rotation_moves_claims_payout_details_to_the_new_key(keyless: Settings) -> None:
+    from datetime import date
+
+    await joined(keyless, "13800138000")
+    async with running_bot(keyless, run_jobs=False) as (app, _):
+        old = app.keyring
+        async with app.db.transaction() as tx:
+            (member,) = await tx.members.all()
+            claim = await tx.claims.create(
+                member_id=member.id, type="property", incident_date=date(2026, 11, 28), description="暴雨进水",
+                claimed_fen=120050, missing=(), payout_kind="bank", payout_holder_enc=old.encrypt("张三"),
+                payout_account_enc=old.encrypt("6222020200112233445"), id_number_enc=old.encrypt("11010519491231002X"),
+                now=app.now(), actor="test",
+            )  # fmt: skip
+        await rotate(keyless, app.db, old, app.now())
+    async with running_bot(keyless, run_jobs=False) as (app, _):
+        async with app.db.transaction() as tx:
+            moved = await tx.claims.by_number(claim.number)
+        assert moved is not None
+        new = app.keyring
+        assert new.decrypt(moved.payout_holder_enc) == "张三"
+        assert new.decrypt(moved.payout_account_enc) == "6222020200112233445"
+        assert moved.id_number_enc is not None and new.decrypt(moved.id_number_enc) == "11010519491231002X"

@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.errors import ConfigProblem, KeyProblem
 from bot.services.crypto import Keyring
 from storage import Database
-from storage.keyring import KeyringRepo
+from storage.keyring import ENCRYPTED, KeyringRepo
 from storage.members import UNLINKED_PHONE
 
 # What `new_key` makes has 256 bits; a key given by hand must be as hard to guess.
@@ -219,6 +219,10 @@ async def rotate(settings: Settings, db: Database, old: Keyring, now: datetime) 
             # A number kept unlinked (typed, and already another member's) stays unlinked for staff.
             phone_hash = m.phone_hash if m.phone_hash.startswith(UNLINKED_PHONE) else new.lookup_hash(phone)
             await repo.rewrite_member(m.id, new.encrypt(phone), phone_hash, new.card_code(m.member_number))
+        for table in ENCRYPTED:  # claims' payout details, booking topics
+            for row_id, values in await repo.encrypted_rows(table):
+                fresh = {c: new.encrypt(old.decrypt(v)) if v else v for c, v in values.items()}
+                await repo.rewrite_encrypted(table, row_id, fresh)
         for user_key, data in await repo.sessions_with_data():
             rewritten = _reencrypt(data, old, new)
             if rewritten is not None:
