@@ -1,13 +1,9 @@
 """N members racing for M consultation slots on SQLite, beside the raw speed of a durable SQLite commit.
 
-Each member does what the booking flow does, as two turns: look at the free times of a kind (one turn),
-tap one at random, and book it (`bot.services.booking.book` in `Database.run_turn`, the turn the "book"
-flow commits at its confirm step); when it was just taken, look again and tap another, until booked
-or nothing is left. All members start at once, so most taps race others for the same places.
-
-The members go through the service in turns rather than through the dispatcher (the member's "book"
-flow was being written beside this): the flow's steps before confirming only read, and this measures
-the part that decides who gets a place.
+Each member talks to the bot through the dispatcher (console channel) as a rider would: 预约咨询, the
+kind, a day and a time picked at random among those offered, the way to talk, no topic, confirm. When
+the time was just taken, the bot offers the next free times and the rider picks again. All members
+start at once, so most taps race others for the same places.
 
 Prints, measured in this run on this machine:
   1. raw: single-row commits through aiosqlite (bench/engine.py's `Raw`), before and after;
@@ -24,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import sys
 import tempfile
@@ -37,13 +34,16 @@ from sqlalchemy import func, select
 
 from bench.engine import Raw, pct
 from bot.config import Settings
+from bot.engine.messages import Incoming, Kind, Outgoing
 from bot.runtime import running_bot
-from bot.services import booking
 from storage.bookings import BOOKED
 from storage.members import NewMember
 from storage.schema import bookings, slots
 
-KIND = "legal"
+KIND, KIND_LABEL = "legal", "法律咨询"
+# Words of the member's booking flow (locales/zh_CN/book.toml) this rider looks for.
+CONFIRM, SKIP_TOPIC, MODES = "确认预约", "不写了", ("到站点面谈", "打电话", "视频通话")
+NAVIGATION = ("换一天", "返回", "页", "菜单", "取消", "不约了")
 
 
 async def main(members_n: int, slots_n: int, capacity: int, raw_seconds: float) -> None:
@@ -55,7 +55,7 @@ async def main(members_n: int, slots_n: int, capacity: int, raw_seconds: float) 
     )
     raw = Raw(folder / "raw.db", raw_seconds)
     await raw.measure()
-    async with running_bot(settings, run_jobs=False) as (app, _dispatcher):
+    async with running_bot(settings, run_jobs=False) as (app, dispatcher):
         now = app.now()
         async with app.db.transaction() as tx:
             members = []
@@ -66,6 +66,7 @@ async def main(members_n: int, slots_n: int, capacity: int, raw_seconds: float) 
                     )
                 )
                 assert member is not None
+                await tx.members.link(f"console:b{i}", member.id, now)
                 members.append(member)
             # Slots spread over the next days, 45 minutes apart, none overlapping another.
             first = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
@@ -80,39 +81,53 @@ async def main(members_n: int, slots_n: int, capacity: int, raw_seconds: float) 
             )
 
         confirm: list[float] = []
+        turns: list[float] = []
         attempts = taken = gave_up = 0
+        updates = itertools.count()
 
-        async def look(tx, rng: random.Random):  # type: ignore[no-untyped-def]
-            # As the flow shows them: the days with free times, then the times of the day tapped.
-            days = await booking.free_days(tx, app, KIND, now)
-            return await booking.free_times(tx, app, KIND, rng.choice(days), now) if days else []
+        async def send(u: int, kind: Kind, **fields: str) -> Outgoing:
+            incoming = Incoming(channel="console", user_id=f"b{u}", kind=kind, dedupe_key=f"u{next(updates)}", **fields)
+            t0 = time.perf_counter()
+            [out] = await dispatcher.handle(incoming)
+            turns.append(time.perf_counter() - t0)
+            return out
+
+        def button(out: Outgoing, label: str) -> str:
+            return next(b.payload for b in out.buttons if label in b.label)
 
         async def member_books(u: int) -> None:
+            # What a rider does: open booking, pick the kind, then a day and a time at random among those
+            # offered (a "just taken" answer offers others), take the first way to talk, skip the topic,
+            # confirm. Many riders tap the same few places at once.
             nonlocal attempts, taken, gave_up
             rng = random.Random(u)
-            member = members[u]
             t0 = time.perf_counter()
-            while True:
-                free = await app.db.run_turn(lambda tx: look(tx, rng))
-                if not free:
-                    gave_up += 1
-                    return
-                choice = rng.choice(free).id
-
-                async def tap(tx, slot_id: int = choice):  # type: ignore[no-untyped-def]
-                    try:
-                        return await booking.book(
-                            tx, app, member, slot_id, mode="phone", station=None, topic=None, now=now
-                        )
-                    except booking.BookingRefused as e:
-                        return e.reason
-
-                attempts += 1
-                outcome = await app.db.run_turn(tap)
-                if not isinstance(outcome, str):
+            out = await send(u, Kind.TEXT, text="预约咨询")
+            out = await send(u, Kind.BUTTON, payload=button(out, KIND_LABEL))
+            for _ in range(60):
+                labels = [b.label for b in out.buttons]
+                if "约好了" in out.text:
                     confirm.append(time.perf_counter() - t0)
                     return
-                taken += outcome == "taken"
+                if "还没有空位" in out.text:  # every place of the kind is booked
+                    gave_up += 1
+                    return
+                if "刚刚被别人约走了" in out.text or "约不上了" in out.text:
+                    taken += 1
+                if any(CONFIRM in label for label in labels):
+                    attempts += 1
+                    out = await send(u, Kind.BUTTON, payload=button(out, CONFIRM))
+                elif SKIP_TOPIC in labels:
+                    out = await send(u, Kind.BUTTON, payload=button(out, SKIP_TOPIC))
+                elif any(label.startswith(MODES) for label in labels):
+                    out = await send(u, Kind.BUTTON, payload=out.buttons[0].payload)
+                else:
+                    offered = [b for b in out.buttons if not any(word in b.label for word in NAVIGATION)]
+                    if not offered:  # nothing left to book
+                        gave_up += 1
+                        return
+                    out = await send(u, Kind.BUTTON, payload=rng.choice(offered).payload)
+            raise SystemExit(f"member {u} went round in circles: {out.text[:80]!r}")
 
         started = time.perf_counter()
         await asyncio.gather(*(member_books(u) for u in range(members_n)))
@@ -147,7 +162,9 @@ async def main(members_n: int, slots_n: int, capacity: int, raw_seconds: float) 
     print(f"bookings confirmed:                       {total:8d}   (members left without a place: {gave_up})")
     print(f"bookings per second:                      {total / wall:8.0f} /s   over {wall:.2f} s")
     print(f"booking attempts / 'just taken':          {attempts:8d} / {taken}")
-    print(f"turns per second (looks + taps):          {(attempts + attempts + gave_up) / wall:8.0f} /s")
+    rate = len(turns) / wall
+    print(f"turns per second (through the dispatcher): {rate:8.0f} /s   = {rate / raw.rate:.2f} x raw")
+    print(f"turn latency p50 / p99:                   {pct(turns, 50) * 1000:8.1f} / {pct(turns, 99) * 1000:.1f} ms")
     print(
         f"time to confirm p50 / p99:                {pct(confirm, 50) * 1000:8.1f} / {pct(confirm, 99) * 1000:.1f} ms"
     )
