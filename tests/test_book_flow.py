@@ -340,3 +340,29 @@ async def test_a_rating_from_one_to_five_is_stored(app, alice, running) -> None:
     out = await alice.tap("4 分")
     assert t("book.rated", stars=4) in out.text
     assert {b.reference: b.rating for b in await bookings_of(app, "alice")}[ref2] == 4
+
+
+async def test_the_reminder_s_cancel_button_works_whatever_the_conversation_did_since(app, alice) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from sqlalchemy import select
+
+    from bot.engine.messages import Kind, Outgoing
+    from bot.services.booking import REMINDER_JOB
+    from bot.services.jobs import KINDS, run_due
+    from storage.schema import outbox
+
+    legal = await slots(app, "legal", at(11, 14))
+    ref = await book_one(alice)
+    app.now = lambda: at(11, 13, 5)  # the one-hour reminder is due
+    await run_due(app, runner_id="test", kinds={REMINDER_JOB: KINDS[REMINDER_JOB]})
+    async with app.db.transaction() as tx:
+        bodies = [json.loads(b) for b in (await tx.conn.execute(select(outbox.c.body))).scalars()]
+    [reminder] = [Outgoing.from_json(b) for b in bodies if ref in b["text"]]
+    [cancel] = reminder.buttons
+    assert cancel.label == t("booking.cancel_button")
+    await alice.say("我要理赔")  # the conversation has moved on: the reminder's button is not stale for that
+    out = await alice.send(alice.incoming(Kind.BUTTON, payload=cancel.payload))
+    assert t("book.cancelled", reference=ref, when="今天 14:00") in out.text
+    assert [b.status for b in await bookings_of(app, "alice")] == ["cancelled"]
+    assert (await slot(app, legal[0].id)).booked == 0

@@ -12,6 +12,7 @@ import json
 import logging
 import traceback
 import unicodedata
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,8 @@ GLOBAL_COMMANDS = {
     "contact_union": "human",
 }
 MAX_TEXT = 4096
+# The payload prefix of a button that says words for the member (see `says`).
+SAYS = "say|"
 
 
 class _Duplicate(Exception):
@@ -149,6 +152,10 @@ class Dispatcher:
         if not await still_admitted(turn):  # removed from staff, or left, since the last message
             await turn.begin(HOME, "")
             return
+        if inc.kind is Kind.BUTTON and inc.payload.startswith(SAYS):
+            # A button of a message sent later (a reminder) stands for words the member could type: it is
+            # never stale, and can do nothing that typing them could not.
+            inc = turn.incoming = replace(inc, kind=Kind.TEXT, text=inc.payload[len(SAYS) :], payload="")
         if inc.kind is Kind.BUTTON:
             stamp_, _, payload = inc.payload.partition("|")
             if stamp_ != stamp(session.version) or payload not in {p for _, p in session.choices}:
@@ -265,6 +272,12 @@ def _contact(profile: UnionProfile, lang: str) -> dict[str, Any]:
         "email": desk.email if desk else None,
         "stations": stations,
     }
+
+
+def says(label: str, words: str) -> OutButton:
+    """A button for a message sent outside a turn (through the outbox): pressing it is the same as typing
+    `words`, whatever the conversation has done since. Keep `words` short: Telegram allows 64 bytes."""
+    return OutButton(label, SAYS + words)
 
 
 def render_reply(

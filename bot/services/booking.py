@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from bot.engine.dispatcher import says
 from bot.engine.messages import Outgoing
 from bot.services.jobs import register, schedule
 from bot.services.outbox import enqueue
@@ -416,7 +417,8 @@ async def send_reminder(app: BotContext, job: Job) -> datetime | None:
                 where=where_words(app, booking, lang),
                 reference=booking.reference,
             )
-            await enqueue(tx, user_key, Outgoing(text=text, lang=lang), now)
+            cancel = says(app.locale.text(lang, "booking.cancel_button"), f"取消预约 {booking.reference}")
+            await enqueue(tx, user_key, Outgoing(text=text, buttons=(cancel,), lang=lang), now)
     return None
 
 
@@ -440,7 +442,11 @@ async def ask_rating(app: BotContext, job: Job) -> datetime | None:
                 kind=kind_label(app, slot.kind if slot else "", lang),
                 reference=reference,
             )
-            await enqueue(tx, user_key, Outgoing(text=text, lang=lang), now)
+            stars = tuple(
+                says(app.locale.text(lang, "booking.rate_button", stars=n), f"评价 {reference} {n}")
+                for n in range(1, 6)
+            )
+            await enqueue(tx, user_key, Outgoing(text=text, buttons=stars, lang=lang), now)
     return None
 
 

@@ -153,7 +153,8 @@ async def test_menu_push_sends_the_default_menu(tmp_path, fake) -> None:  # type
     assert 1 <= len(top) <= 3 and all(len(b.get("sub_button", [])) <= 5 for b in top)
     assert top[0] == {"type": "click", "name": "加入工会", "key": "join"}
     assert top[1] == {"type": "click", "name": "我的会员证", "key": "card"}
-    assert {"type": "click", "name": "我的信息", "key": "mydata"} in top[2]["sub_button"]
+    assert {"type": "click", "name": "理赔申请", "key": "claim"} in top[2]["sub_button"]
+    assert {"type": "click", "name": "English", "key": "lang"} in top[2]["sub_button"]
     assert "menu pushed" in out
 
 
