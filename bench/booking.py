@@ -43,7 +43,8 @@ from storage.schema import bookings, slots
 KIND, KIND_LABEL = "legal", "法律咨询"
 # Words of the member's booking flow (locales/zh_CN/book.toml) this rider looks for.
 CONFIRM, SKIP_TOPIC, MODES = "确认预约", "不写了", ("到站点面谈", "打电话", "视频通话")
-NAVIGATION = ("换一天", "返回", "页", "菜单", "取消", "不约了")
+OTHER_DAY = "换一天"
+NAVIGATION = (OTHER_DAY, "换一种", "返回", "页", "菜单", "取消", "不约了")
 
 
 async def main(members_n: int, slots_n: int, capacity: int, raw_seconds: float) -> None:
@@ -117,12 +118,17 @@ async def main(members_n: int, slots_n: int, capacity: int, raw_seconds: float) 
                 if any(CONFIRM in label for label in labels):
                     attempts += 1
                     out = await send(u, Kind.BUTTON, payload=button(out, CONFIRM))
+                elif KIND_LABEL in labels:  # asked for the kind again: the same one
+                    out = await send(u, Kind.BUTTON, payload=button(out, KIND_LABEL))
                 elif SKIP_TOPIC in labels:
                     out = await send(u, Kind.BUTTON, payload=button(out, SKIP_TOPIC))
                 elif any(label.startswith(MODES) for label in labels):
                     out = await send(u, Kind.BUTTON, payload=out.buttons[0].payload)
                 else:
                     offered = [b for b in out.buttons if not any(word in b.label for word in NAVIGATION)]
+                    if not offered and any(OTHER_DAY in label for label in labels):  # that day filled up
+                        out = await send(u, Kind.BUTTON, payload=button(out, OTHER_DAY))
+                        continue
                     if not offered:  # nothing left to book
                         gave_up += 1
                         return
