@@ -195,7 +195,8 @@ def _make(batches_of: Any, as_json: bool) -> None:
     profile, made = in_transaction(work)
     if isinstance(made, str):
         typer.echo(
-            f"{made} is no counsellor: add the account first with `gigunion staff add {made} --role counsellor --name NAME`",
+            f"{made} is no counsellor: add the account first with "
+            f"`gigunion staff add {made} --role counsellor --name NAME`",
             err=True,
         )
         raise typer.Exit(1)
