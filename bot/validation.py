@@ -127,3 +127,38 @@ def alipay_account(raw: str) -> str | None:
         return phone
     text = unicodedata.normalize("NFKC", raw or "").strip().casefold()
     return text if _EMAIL.fullmatch(text) else None
+
+
+# Amounts in yuan, as riders type them: "1280", "1280.50", "１２８０", "1280元", "¥1280".
+_AMOUNT = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
+_ANY_NUMBER = re.compile(r"[-+]?\d+(?:\.(\d+))?")
+_CURRENCY = re.compile(r"^[¥$]|(?:元|块钱|块|rmb|cny|yuan)$", re.IGNORECASE)
+
+
+def _amount_text(raw: str) -> str:
+    # NFKC turns full-width digits, the full-width point and ￥ into their ASCII forms.
+    folded = unicodedata.normalize("NFKC", raw or "").strip().replace(" ", "")
+    return _CURRENCY.sub("", folded).strip()
+
+
+def parse_yuan(raw: str) -> int | None:
+    """A typed amount in yuan as fen: "123", "123.4", "123.45", "１２３", "123元", "¥123" -> fen. None for
+    zero, negatives, more than two decimals, and anything else."""
+    match = _AMOUNT.fullmatch(_amount_text(raw))
+    if match is None:
+        return None
+    fen = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+    return fen or None
+
+
+def yuan_refusal(raw: str) -> str:
+    """Why `parse_yuan` refused `raw`: "negative", "decimals", "zero" or "not_number"."""
+    text = _amount_text(raw)
+    match = _ANY_NUMBER.fullmatch(text)
+    if match is None:
+        return "not_number"
+    if text.startswith("-"):
+        return "negative"
+    if match.group(1) and len(match.group(1)) > 2:
+        return "decimals"
+    return "zero" if float(text) == 0 else "not_number"  # (too large, or a sign: not an amount)

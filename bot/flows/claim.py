@@ -15,7 +15,6 @@ join does with the phone, and are only ever shown masked.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from datetime import date
 from typing import Any
@@ -28,9 +27,9 @@ from bot.engine.forms import Field, Form
 from bot.engine.messages import Kind, T
 from bot.engine.substeps import today_of
 from bot.privacy import mask_account, mask_id_number, mask_name
-from bot.services.claims import parse_yuan, submit, yuan
+from bot.services.claims import submit, yuan
 from bot.services.media import expect_file, received
-from bot.validation import alipay_account, bank_account, cn_id_number, person_name
+from bot.validation import alipay_account, bank_account, cn_id_number, parse_yuan, person_name, yuan_refusal
 
 DESCRIPTION_MIN, DESCRIPTION_MAX = 10, 500
 MAX_FILES = 20  # far more than a claim needs; keeps a session row and a reviewer's queue sane
@@ -167,20 +166,9 @@ async def ask_amount(turn: Turn) -> None:
     turn.say("claim.ask_amount", limit=limit, type=kind.label(turn.lang) if kind else "")
 
 
-_NUMBER = re.compile(r"[-+]?\d+(?:\.(\d+))?")
-
-
 def amount_problem(text: str) -> str:
     """The locale key telling what is wrong with an amount `parse_yuan` refused."""
-    plain = unicodedata.normalize("NFKC", text).strip().removesuffix("元").replace(",", "").strip()
-    m = _NUMBER.fullmatch(plain)
-    if m is None:
-        return "claim.amount_not_number"
-    if plain.startswith("-"):
-        return "claim.amount_negative"
-    if m.group(1) and len(m.group(1)) > 2:
-        return "claim.amount_decimals"
-    return "claim.amount_zero"
+    return f"claim.amount_{yuan_refusal(text)}"
 
 
 async def on_amount(turn: Turn) -> None:

@@ -8,14 +8,13 @@ claim's history and announced to the member through the outbox, in their languag
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.engine.messages import Outgoing
 from bot.services.outbox import enqueue
+from bot.validation import parse_yuan  # noqa: F401 (the amount rules, named here for the CLI and flows)
 from storage.claims import SUBMITTED, Claim
 from storage.members import Member
 
@@ -295,20 +294,3 @@ def yuan(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     whole, cents = divmod(abs(fen), 100)
     return f"{sign}{whole}.{cents:02d}"
-
-
-_AMOUNT = re.compile(r"(\d{1,9})(?:\.(\d{1,2}))?")
-_CURRENCY = re.compile(r"^[¥$]|(?:元|块钱|块|rmb|cny|yuan)$", re.IGNORECASE)
-
-
-def parse_yuan(text: str) -> int | None:
-    """A typed amount in yuan as fen: "123", "123.4", "123.45", "１２３", "123元", "¥123" -> fen. None for
-    zero, negatives, more than two decimals, and anything else."""
-    # NFKC turns full-width digits, the full-width point and ￥ into their ASCII forms.
-    folded = unicodedata.normalize("NFKC", text or "").strip().replace(" ", "")
-    folded = _CURRENCY.sub("", folded).strip()
-    match = _AMOUNT.fullmatch(folded)
-    if match is None:
-        return None
-    fen = int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
-    return fen or None
