@@ -15,12 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from storage.audit import Audit
 from storage.bookings import Bookings
+from storage.broadcasts import Broadcasts
 from storage.claims import Claims
+from storage.complaints import Complaints
+from storage.events import Events
 from storage.group_commit import OWN_TRANSACTIONS, GroupCommit, SharedConnection
 from storage.jobs import Jobs
 from storage.media import MediaRepo
 from storage.members import Members
 from storage.outbox import Outbox
+from storage.reports import Reports
 from storage.sessions import Sessions
 from storage.sqlite_driver import one_trip_creator
 from storage.staff import StaffRepo
@@ -49,6 +53,8 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Freed pages are zeroed: a deleted draft or complaint does not linger in the file (DESIGN.md).
+        cur.execute("PRAGMA secure_delete=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
@@ -135,3 +141,7 @@ class Tx:
         self.media = MediaRepo(conn)
         self.claims = Claims(conn)
         self.bookings = Bookings(conn)
+        self.complaints = Complaints(conn)
+        self.reports = Reports(conn)
+        self.events = Events(conn)
+        self.broadcasts = Broadcasts(conn)

@@ -26,6 +26,7 @@ class Member:
     work_kind: str
     source: str | None
     joined_at: datetime
+    notices_muted: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ _PHONE_UNLINKED = (
 _CREATE = per_dialect(
     lambda d: (
         insert_ignoring_conflicts(d, members, ["phone_hash"])
-        .values({c.name: bindparam(c.name) for c in members.columns if c.name != "id"})
+        .values({c.name: bindparam(c.name) for c in members.columns if c.name not in ("id", "notices_muted")})
         .returning(*members.columns)
     )
 )

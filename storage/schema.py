@@ -18,6 +18,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
+    false,
 )
 
 
@@ -60,6 +62,9 @@ members = Table(
     Column("work_kind", String(64), nullable=False),
     Column("source", String(64)),
     Column("joined_at", UTCDateTime(), nullable=False),
+    # Broadcast notices are skipped while this is set (/mute); messages about their own claim, booking
+    # or event sign-up are not notices and always come.
+    Column("notices_muted", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 identities = Table(
@@ -295,4 +300,160 @@ bookings = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("cancelled_by", String(128)),
     Index("ix_bookings_member_status_start", "member_id", "status", "start_at"),
+)
+
+# -- Anonymous complaints and reviews (职工点评) ------------------------------------------------------
+# Nothing here links a complaint to its sender: no user key, member, phone, name or message id; ids are
+# random (row order says nothing); times are days. The receipt code is kept only as a slow peppered hash,
+# and the text is Keyring-encrypted. See `bot.services.complaints`.
+complaints = Table(
+    "complaints",
+    metadata,
+    Column("id", String(24), primary_key=True),  # random, never sequential or time-ordered
+    Column("receipt_hash", String(64), nullable=False, unique=True),
+    Column("target_kind", String(16), nullable=False),  # company, union, other
+    Column("target", String(64)),  # the company's name (a profile platform), when target_kind is company
+    Column("category", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # new, triaged, routed, answered, closed
+    Column("version", Integer, nullable=False),
+    Column("team", String(32)),  # the handling team it was routed to (分流), from config
+    Column("outcome", String(32)),  # set when closed
+    Column("description_enc", Text, nullable=False),
+    Column("review_id", String(24), ForeignKey("reviews.id", ondelete="SET NULL")),
+    Column("submitted_on", Date, nullable=False),
+    Column("updated_on", Date, nullable=False),
+    Column("closed_on", Date),
+    Index("ix_complaints_status", "status"),
+)
+
+# The two-way anonymous thread: the worker's additions (pulled with the receipt code) and the union's replies.
+complaint_messages = Table(
+    "complaint_messages",
+    metadata,
+    Column("id", String(24), primary_key=True),  # random
+    Column("complaint_id", String(24), ForeignKey("complaints.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),  # order within the complaint
+    Column("author", String(8), nullable=False),  # worker, union
+    Column("body_enc", Text, nullable=False),
+    Column("on_day", Date, nullable=False),
+)
+
+complaint_history = Table(
+    "complaint_history",
+    metadata,
+    Column("id", String(24), primary_key=True),  # random
+    Column("complaint_id", String(24), ForeignKey("complaints.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("note", String(64)),  # a category, team or outcome id: never free text
+    Column("on_day", Date, nullable=False),
+)
+
+# The anonymous figures satisfaction reports are made of: one row per complaint or review, kept after
+# the complaint itself is deleted (retention). No text, no link back to anything but its period.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", String(24), primary_key=True),  # random
+    Column("period", String(7), nullable=False, index=True),  # YYYY-MM, in the union's time zone
+    Column("target_kind", String(16), nullable=False),
+    Column("target", String(64)),
+    Column("category", String(32), nullable=False),
+    Column("first_answer_days", Integer),  # days from submission to the union's first reply
+    Column("closed", Boolean, nullable=False),
+)
+
+# One row per indicator rated (1 to 5); period and target repeated so a report reads one index only.
+review_scores = Table(
+    "review_scores",
+    metadata,
+    Column("review_id", String(24), ForeignKey("reviews.id", ondelete="CASCADE"), primary_key=True),
+    Column("indicator", String(32), primary_key=True),
+    Column("period", String(7), nullable=False),
+    Column("target", String(64)),
+    Column("score", Integer, nullable=False),
+    CheckConstraint("score BETWEEN 1 AND 5", name="ck_review_scores_score"),
+    Index("ix_review_scores_period", "period", "target", "indicator", "score"),
+)
+
+# Secrets that belong to the deployment rather than to one key, stored Keyring-encrypted (re-encrypted
+# by a key rotation): the receipt-code pepper. The database alone opens none of them.
+deployment_secrets = Table(
+    "deployment_secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("value_enc", Text, nullable=False),
+)
+
+# -- Events and broadcasts ---------------------------------------------------------------------------
+# A place at an event is taken by one conditional UPDATE (`taken < capacity`), the CHECK holds it even
+# against a writer that forgets; past capacity a sign-up waits, and is promoted when a place frees.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("station", String(16)),  # a profile station index ("0"), or None with `place`
+    Column("place", String(200)),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("signup_deadline", UTCDateTime(), nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("taken", Integer, nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint("taken >= 0 AND taken <= capacity", name="ck_events_places"),
+)
+
+event_signups = Table(
+    "event_signups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),  # order of the waiting list
+    Column("event_id", Integer, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # confirmed, waiting, cancelled
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("checked_in_at", UTCDateTime()),
+    UniqueConstraint("event_id", "member_id", name="uq_event_signups_event_member"),
+    Index("ix_event_signups_event_status", "event_id", "status"),
+)
+
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_by", String(128), nullable=False),  # a staff user key, or "cli:<os user>"
+    Column("text", Text, nullable=False),
+    Column("media_id", String(32)),  # an optional picture (the media table)
+    Column("event_id", Integer, ForeignKey("events.id", ondelete="SET NULL")),  # a sign-up button
+    Column("segment", Text, nullable=False),  # JSON: {} is every member
+    Column("state", String(16), nullable=False),  # draft, scheduled, sending, paused, done, cancelled
+    Column("version", Integer, nullable=False),
+    Column("send_at", UTCDateTime()),
+    Column("recipients", Integer, nullable=False),  # frozen at send time
+    Column("skipped_muted", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+)
+
+# The audience frozen at send time, one row per member. A row is marked sent only after the platform
+# accepted the message: a sender killed mid-send leaves rows `sending`, resent on resume.
+broadcast_recipients = Table(
+    "broadcast_recipients",
+    metadata,
+    Column("broadcast_id", Integer, ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", Integer, primary_key=True),
+    Column("user_key", String(128), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("status", String(16), nullable=False),  # queued, sending, sent, failed, unreachable
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("error", String(64)),  # the error's kind only
+    Column("sent_at", UTCDateTime()),
+    Index("ix_broadcast_recipients_due", "broadcast_id", "status", "next_attempt_at"),
 )

@@ -10,7 +10,22 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import card, claims, db, jobs, key, members, slots, staff, telegram, wechat
+from bot.cli import (
+    broadcast,
+    card,
+    claims,
+    complaints,
+    db,
+    events,
+    jobs,
+    key,
+    members,
+    report,
+    slots,
+    staff,
+    telegram,
+    wechat,
+)
 from bot.cli.common import configure
 from bot.cli.console import console
 from bot.cli.failures import EXIT_CODES_HELP, explained
@@ -33,6 +48,10 @@ app.add_typer(members.app, name="members")
 app.add_typer(claims.app, name="claims")
 app.add_typer(slots.app, name="slots")
 app.add_typer(slots.bookings_app, name="bookings")
+app.add_typer(complaints.app, name="complaints")
+app.add_typer(report.app, name="report")
+app.add_typer(broadcast.app, name="broadcast")
+app.add_typer(events.app, name="events")
 app.add_typer(telegram.app, name="telegram")
 app.add_typer(wechat.app, name="wechat")
 app.add_typer(jobs.app, name="jobs")
