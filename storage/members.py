@@ -95,6 +95,12 @@ _SET_PHONE = (
     .values(phone_hash=bindparam("new_hash"), phone_enc=bindparam("new_enc"))
     .returning(*members.columns)
 )
+_SET_MUTED = (
+    update(members)
+    .where(members.c.id == bindparam("member"))
+    .values(notices_muted=bindparam("muted"))
+    .returning(*members.columns)
+)
 _ADD_CONSENT = insert(consents).values(
     member_id=bindparam("member_id"), notice_version=bindparam("version"), agreed_at=bindparam("at")
 )
@@ -147,6 +153,11 @@ class Members:
         that is another member's breaks the unique constraint: callers look it up first."""
         values = {"member": member_id, "new_hash": phone_hash, "new_enc": phone_enc}
         row = (await self.conn.execute(_SET_PHONE, values)).first()
+        return _member(row) if row else None
+
+    async def set_muted(self, member_id: int, muted: bool) -> Member | None:
+        """Turn the member's broadcast notices off (`muted`) or on; None when there is no such member."""
+        row = (await self.conn.execute(_SET_MUTED, {"member": member_id, "muted": muted})).first()
         return _member(row) if row else None
 
     async def link(self, user_key: str, member_id: int, at: datetime) -> None:

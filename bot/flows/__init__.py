@@ -14,6 +14,7 @@ from bot.flows import (
     my_bookings,
     my_claims,
     mydata,
+    notices,
     staff,
     whoami,
 )
@@ -26,6 +27,8 @@ def all_flows() -> dict[str, Flow]:
         card.flow,
         mydata.mydata,
         mydata.leaving,
+        notices.mute,
+        notices.unmute,
         claim.flow,
         my_claims.flow,
         book.flow,

@@ -3,6 +3,7 @@
 from bot.engine.access import Access
 from bot.engine.flow import Flow, Turn
 from bot.engine.messages import T
+from bot.flows.notices import set_notices
 from bot.services.membership import held_data, leave
 
 # To someone we hold nothing about, "nothing is held" is the true answer, not a refusal.
@@ -24,9 +25,12 @@ async def ask_view(turn: Turn) -> None:
         turn.finish()
         return
     app = turn.app
-    turn.say("mydata.held", **await held_data(turn.tx, app.keyring, app.profile, member, turn.lang))
+    held = await held_data(turn.tx, app.keyring, app.profile, member, turn.lang)
+    turn.say("mydata.held", **held, notices_muted=member.notices_muted)
     turn.say("mydata.phone_changed")
     turn.button(T("mydata.back"), "back")
+    toggle = "unmute" if member.notices_muted else "mute"
+    turn.button(T(f"mydata.{toggle}"), toggle)
     turn.button(T("mydata.leave"), "leave")
 
 
@@ -36,6 +40,9 @@ async def on_view(turn: Turn) -> None:
         await turn.begin("leave")
     elif turn.choice == "back":
         turn.finish()
+    elif turn.choice in ("mute", "unmute"):
+        await set_notices(turn, turn.choice == "mute")
+        turn.repeat = True  # shown again, with the setting as it is now
     else:
         turn.retry("engine.choose_option")
 

@@ -1,0 +1,67 @@
+"""Turning the union's broadcast notices off (关闭通知, /mute) and on again (打开通知, /unmute).
+
+Like 人工 or 帮助, these work from anywhere and leave the conversation where it was: a rider who mutes
+notices halfway through a claim carries on with the claim. Entering a flow by its words starts it
+afresh (`Turn.begin` resets the session), so the entry reads the session this turn started from, which
+is saved only when the turn ends, and puts it back. A muted member still gets every message about their
+own claim, booking or event sign-up: muting only takes them out of broadcasts' audiences.
+"""
+
+from __future__ import annotations
+
+from bot.engine.flow import Flow, Turn
+
+MUTE_WORDS = ("关闭通知", "不要通知", "别发通知", "mute", "mute notices")
+UNMUTE_WORDS = ("打开通知", "开启通知", "恢复通知", "unmute", "unmute notices")
+mute = Flow("notices_off", commands=("mute",), words=MUTE_WORDS)
+unmute = Flow("notices_on", commands=("unmute",), words=UNMUTE_WORDS)
+OWN_FLOWS = (mute.name, unmute.name)
+
+
+async def set_notices(turn: Turn, muted: bool) -> None:
+    """Mute or unmute the member's notices and say so; to someone who is not a member, that they get none."""
+    member = await turn.member()
+    if member is None:
+        turn.say("notices.not_member")
+        return
+    was = member.notices_muted
+    updated = await turn.tx.members.set_muted(member.id, muted)
+    turn.know_member(updated)
+    if updated is None:  # left the union on another channel since this turn began
+        turn.say("notices.not_member")
+    elif muted:
+        turn.say("notices.muted", already=was)
+    else:
+        turn.say("notices.unmuted", already=not was)
+
+
+async def resume(turn: Turn) -> None:
+    """Back to the step the user was at before this turn, asked again; home when there was none (or it
+    timed out, or they may no longer be in it)."""
+    before = await turn.tx.sessions.get(turn.user_key)
+    flow = turn.app.flows.get(before.flow or "") if before else None
+    if (
+        before is None
+        or flow is None
+        or flow.name in (*OWN_FLOWS, "menu")
+        or before.step not in flow.asks
+        or (before.expires_at is not None and before.expires_at <= turn.now)
+        or not await flow.access.admits(turn)
+    ):
+        turn.finish()
+        return
+    turn.session.flow, turn.session.step, turn.session.data = before.flow, before.step, before.data
+    turn.say("notices.carry_on")
+    turn.repeat = True
+
+
+@mute.start
+async def start_mute(turn: Turn, payload: str) -> None:
+    await set_notices(turn, True)
+    await resume(turn)
+
+
+@unmute.start
+async def start_unmute(turn: Turn, payload: str) -> None:
+    await set_notices(turn, False)
+    await resume(turn)
