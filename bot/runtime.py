@@ -13,6 +13,7 @@ from bot.engine.context import BotContext
 from bot.engine.dispatcher import Dispatcher
 from bot.flows import all_flows
 from bot.locale import Locale
+from bot.services.complaints import ensure_retention
 from bot.services.jobs import JobRunner, register
 from bot.services.media import purge_unlinked
 from bot.services.secret_key import configured_key, open_keyring
@@ -53,6 +54,7 @@ async def running_bot(
         async with AsyncExitStack() as stack:
             if run_jobs:
                 await ensure_housekeeping(app)
+                await ensure_retention(app)
                 await stack.enter_async_context(JobRunner(app))
             yield app, Dispatcher(app)
     finally:

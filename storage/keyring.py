@@ -9,7 +9,16 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.dialect import insert_ignoring_conflicts, per_dialect
-from storage.schema import bookings, claims, keyring, members, sessions
+from storage.schema import (
+    bookings,
+    claims,
+    complaint_messages,
+    complaints,
+    deployment_secrets,
+    keyring,
+    members,
+    sessions,
+)
 
 _ROW = 1
 _GET = select(keyring).where(keyring.c.id == _ROW)
@@ -47,6 +56,11 @@ _REWRITE_MEMBER = (
 ENCRYPTED = {
     "claims": (claims, ("payout_holder_enc", "payout_account_enc", "id_number_enc")),
     "bookings": (bookings, ("topic_enc",)),
+    # Complaints' ids are strings: rows are addressed by whatever id their table has.
+    "complaints": (complaints, ("description_enc",)),
+    "complaint_messages": (complaint_messages, ("body_enc",)),
+    # The receipt-code pepper: re-encrypted, never changed, so receipt codes keep working.
+    "deployment_secrets": (deployment_secrets, ("value_enc",)),
 }
 _ENCRYPTED_ROWS = {name: select(t.c.id, *(t.c[c] for c in cols)) for name, (t, cols) in ENCRYPTED.items()}
 _REWRITE_ENCRYPTED = {
@@ -116,11 +130,11 @@ class KeyringRepo:
     async def rewrite_session_data(self, user_key: str, data: str) -> None:
         await self.conn.execute(_REWRITE_SESSION, {"key": user_key, "data": data})
 
-    async def encrypted_rows(self, table: str) -> list[tuple[int, dict[str, str | None]]]:
+    async def encrypted_rows(self, table: str) -> list[tuple[int | str, dict[str, str | None]]]:
         """(row id, {column: value as stored}) of every row of `table` in `ENCRYPTED`."""
         columns = ENCRYPTED[table][1]
         return [(r.id, {c: r._mapping[c] for c in columns}) for r in await self.conn.execute(_ENCRYPTED_ROWS[table])]
 
-    async def rewrite_encrypted(self, table: str, row_id: int, values: dict[str, str | None]) -> None:
+    async def rewrite_encrypted(self, table: str, row_id: int | str, values: dict[str, str | None]) -> None:
         params = {"row_id": row_id, **{f"new_{c}": v for c, v in values.items()}}
         await self.conn.execute(_REWRITE_ENCRYPTED[table], params)
