@@ -154,3 +154,36 @@ async def test_set_muted_is_one_statement_returning_the_member(bot) -> None:  # 
         assert (await tx.members.set_muted(member.id, True)).notices_muted is True
         assert (await tx.members.set_muted(member.id, False)).notices_muted is False
         assert await tx.members.set_muted(member.id + 100, True) is None
+
+
+async def test_inside_an_anonymous_flow_nothing_is_changed_and_the_draft_is_kept(bot) -> None:  # type: ignore[no-untyped-def]
+    from bot.engine.flow import Flow, Turn
+
+    if "anonymous" not in Flow.__dataclass_fields__:
+        pytest.skip("the engine has no anonymous flows")
+    app, dispatcher = bot
+    secret = Flow("secret_test", words=("secret test",), anonymous=True)
+
+    @secret.start
+    async def _start(turn: Turn, payload: str) -> None:
+        turn.goto("what")
+
+    @secret.ask("what")
+    async def _ask(turn: Turn) -> None:
+        turn.say("notices.carry_on")  # any sentence will do as its question
+
+    @secret.on("what")
+    async def _on(turn: Turn) -> None:
+        turn.data["draft"] = turn.text
+        turn.retry()
+
+    app.flows[secret.name] = secret
+    chat = Chat(dispatcher)
+    await join(chat)
+    await chat.say("secret test")
+    await chat.say("something private")
+    out = await chat.say("关闭通知")
+    assert "匿名投诉" in out.text and "工会通知已经关了" not in out.text
+    assert await muted(app, "console:alice") is False
+    session = await session_of(app, "console:alice")
+    assert (session.flow, session.step, session.data["draft"]) == ("secret_test", "what", "something private")

@@ -5,6 +5,9 @@ notices halfway through a claim carries on with the claim. Entering a flow by it
 afresh (`Turn.begin` resets the session), so the entry reads the session this turn started from, which
 is saved only when the turn ends, and puts it back. A muted member still gets every message about their
 own claim, booking or event sign-up: muting only takes them out of broadcasts' audiences.
+
+Within an anonymous flow (匿名投诉) the words change nothing: muting names the member, which may not
+happen there. The conversation is kept, and they are asked to say it again once the complaint is sent.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ async def set_notices(turn: Turn, muted: bool) -> None:
         turn.say("notices.unmuted", already=not was)
 
 
-async def resume(turn: Turn) -> None:
-    """Back to the step the user was at before this turn, asked again; home when there was none (or it
-    timed out, or they may no longer be in it)."""
+async def switch(turn: Turn, muted: bool) -> None:
+    """Mute or unmute, then back to the step the user was at before this turn, asked again; home when
+    there was none (or it timed out, or they may no longer be in it). Inside an anonymous flow (匿名投诉)
+    the sender may not be named, so nothing is changed there: they are told to come back to it later."""
     before = await turn.tx.sessions.get(turn.user_key)
     flow = turn.app.flows.get(before.flow or "") if before else None
     if (
@@ -48,20 +52,23 @@ async def resume(turn: Turn) -> None:
         or (before.expires_at is not None and before.expires_at <= turn.now)
         or not await flow.access.admits(turn)
     ):
+        await set_notices(turn, muted)
         turn.finish()
         return
     turn.session.flow, turn.session.step, turn.session.data = before.flow, before.step, before.data
-    turn.say("notices.carry_on")
     turn.repeat = True
+    if turn.anonymous:
+        turn.say("notices.not_while_anonymous")
+        return
+    await set_notices(turn, muted)
+    turn.say("notices.carry_on")
 
 
 @mute.start
 async def start_mute(turn: Turn, payload: str) -> None:
-    await set_notices(turn, True)
-    await resume(turn)
+    await switch(turn, True)
 
 
 @unmute.start
 async def start_unmute(turn: Turn, payload: str) -> None:
-    await set_notices(turn, False)
-    await resume(turn)
+    await switch(turn, False)
