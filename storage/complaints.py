@@ -135,14 +135,14 @@ _HISTORY = (
 _ADD_REVIEW = insert(reviews).values({c.name: bindparam(c.name) for c in reviews.columns})
 _ADD_SCORE = insert(review_scores).values({c.name: bindparam(c.name) for c in review_scores.columns})
 _GET_REVIEW = select(reviews).where(reviews.c.id == bindparam("id"))
-_REVIEW_CATEGORY = update(reviews).where(reviews.c.id == bindparam("id")).values(category=bindparam("category"))
+_REVIEW_CATEGORY = update(reviews).where(reviews.c.id == bindparam("r_id")).values(category=bindparam("r_category"))
 # Only the first answer counts: a later reply finds the column set and changes nothing.
 _FIRST_ANSWER = (
     update(reviews)
-    .where(reviews.c.id == bindparam("id"), reviews.c.first_answer_days.is_(None))
-    .values(first_answer_days=bindparam("days"))
+    .where(reviews.c.id == bindparam("r_id"), reviews.c.first_answer_days.is_(None))
+    .values(first_answer_days=bindparam("r_days"))
 )
-_REVIEW_CLOSED = update(reviews).where(reviews.c.id == bindparam("id")).values(closed=True)
+_REVIEW_CLOSED = update(reviews).where(reviews.c.id == bindparam("r_id")).values(closed=True)
 _CLOSED_BEFORE = (
     select(complaints.c.id)
     .where(complaints.c.status == CLOSED, complaints.c.closed_on < bindparam("before"))
@@ -354,14 +354,14 @@ class Complaints:
         return _review(row) if row else None
 
     async def set_review_category(self, review_id: str, category: str) -> None:
-        await self.conn.execute(_REVIEW_CATEGORY, {"id": review_id, "category": category})
+        await self.conn.execute(_REVIEW_CATEGORY, {"r_id": review_id, "r_category": category})
 
     async def first_answer(self, review_id: str, days: int) -> bool:
         """Record the days to the first answer, unless one is recorded; True when this was the first."""
-        return (await self.conn.execute(_FIRST_ANSWER, {"id": review_id, "days": days})).rowcount > 0
+        return (await self.conn.execute(_FIRST_ANSWER, {"r_id": review_id, "r_days": days})).rowcount > 0
 
     async def review_closed(self, review_id: str) -> None:
-        await self.conn.execute(_REVIEW_CLOSED, {"id": review_id})
+        await self.conn.execute(_REVIEW_CLOSED, {"r_id": review_id})
 
     # -- retention ------------------------------------------------------------------------------------
 

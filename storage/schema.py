@@ -324,6 +324,9 @@ complaints = Table(
     Column("updated_on", Date, nullable=False),
     Column("closed_on", Date),
     Index("ix_complaints_status", "status"),
+    # On SQLite, rows kept in the order of their random key rather than of a rowid, which would
+    # count submissions in order for whoever holds a copy of the file.
+    sqlite_with_rowid=False,
 )
 
 # The two-way anonymous thread: the worker's additions (pulled with the receipt code) and the union's replies.
@@ -336,6 +339,7 @@ complaint_messages = Table(
     Column("author", String(8), nullable=False),  # worker, union
     Column("body_enc", Text, nullable=False),
     Column("on_day", Date, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 complaint_history = Table(
@@ -348,6 +352,7 @@ complaint_history = Table(
     Column("to_status", String(16), nullable=False),
     Column("note", String(64)),  # a category, team or outcome id: never free text
     Column("on_day", Date, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # The anonymous figures satisfaction reports are made of: one row per complaint or review, kept after
@@ -362,6 +367,7 @@ reviews = Table(
     Column("category", String(32), nullable=False),
     Column("first_answer_days", Integer),  # days from submission to the union's first reply
     Column("closed", Boolean, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # One row per indicator rated (1 to 5); period and target repeated so a report reads one index only.
@@ -375,6 +381,7 @@ review_scores = Table(
     Column("score", Integer, nullable=False),
     CheckConstraint("score BETWEEN 1 AND 5", name="ck_review_scores_score"),
     Index("ix_review_scores_period", "period", "target", "indicator", "score"),
+    sqlite_with_rowid=False,
 )
 
 # Secrets that belong to the deployment rather than to one key, stored Keyring-encrypted (re-encrypted

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("first_answer_days", sa.Integer(), nullable=True),
         sa.Column("closed", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reviews")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("reviews", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_reviews_period"), ["period"], unique=False)
@@ -96,6 +97,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_complaints")),
         sa.UniqueConstraint("receipt_hash", name=op.f("uq_complaints_receipt_hash")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("complaints", schema=None) as batch_op:
         batch_op.create_index("ix_complaints_status", ["status"], unique=False)
@@ -134,6 +136,7 @@ def upgrade() -> None:
             ["review_id"], ["reviews.id"], name=op.f("fk_review_scores_review_id_reviews"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("review_id", "indicator", name=op.f("pk_review_scores")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("review_scores", schema=None) as batch_op:
         batch_op.create_index("ix_review_scores_period", ["period", "target", "indicator", "score"], unique=False)
@@ -178,6 +181,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_complaint_history")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("complaint_history", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_complaint_history_complaint_id"), ["complaint_id"], unique=False)
@@ -197,6 +201,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_complaint_messages")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("complaint_messages", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_complaint_messages_complaint_id"), ["complaint_id"], unique=False)
