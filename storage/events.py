@@ -160,7 +160,7 @@ _SET_STATUS = (
 )
 _first_waiting = (
     select(event_signups.c.id)
-    .where(event_signups.c.event_id == bindparam("event_id"), event_signups.c.status == WAITING)
+    .where(event_signups.c.event_id == bindparam("s_event"), event_signups.c.status == WAITING)
     .order_by(event_signups.c.id)
     .limit(1)
     .scalar_subquery()
@@ -305,7 +305,7 @@ class Events:
     async def promote_first(self, event_id: int, now: datetime) -> SignUp | None:
         """Confirm the first on the waiting list (the place it takes is the one just given up, so
         `taken` is left as it is); None when nobody waits."""
-        row = (await self.conn.execute(_PROMOTE_FIRST, {"event_id": event_id, "s_now": now})).first()
+        row = (await self.conn.execute(_PROMOTE_FIRST, {"s_event": event_id, "s_now": now})).first()
         return _signup(row._mapping) if row else None
 
     async def position(self, signup: SignUp) -> int | None:
