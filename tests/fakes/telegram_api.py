@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ _ERRORS = {
     500: "Internal Server Error",
     502: "Bad Gateway",
 }
+_SENDS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 # What Telegram answers to an edit it will not make, word for word.
 CANT_EDIT = "Bad Request: message can't be edited"
 NOT_MODIFIED = (
@@ -95,6 +97,18 @@ class FakeTelegram:
         self._query_ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Limits as Telegram enforces them, off unless a test calls `enforce` (broadcast tests).
+        self.rate: float | None = None
+        self.per_chat: float | None = None
+        self.random_429 = 0.0
+        self.retry_after = 1
+        self.blocked: set[int] = set()  # chats whose user blocked the bot: every send answers 403
+        self.delivered: Counter[int] = Counter()  # messages accepted per chat
+        self.attempted_at: list[float] = []  # monotonic time of every send request, refused or not
+        self.over_limit = 0  # sends refused because they broke `rate` or `per_chat`
+        self._random = random.Random(0)
+        self._window: deque[float] = deque()
+        self._chat_last: dict[int, float] = {}
 
     # -- running -----------------------------------------------------------------------------------
     async def start(self) -> FakeTelegram:
@@ -121,6 +135,44 @@ class FakeTelegram:
         """The next `times` calls of `method` fail with this HTTP status, as Telegram answers it."""
         queue = self._failures.setdefault(method, deque())
         queue.extend(_Failure(status, retry_after) for _ in range(times))
+
+    def enforce(
+        self,
+        *,
+        rate: float | None = None,
+        per_chat: float | None = None,
+        random_429: float = 0.0,
+        retry_after: int = 1,
+        seed: int = 0,
+    ) -> None:
+        """Answer sends as Telegram does under load: 429 with `retry_after` past `rate` messages in any
+        second or `per_chat` a second in one chat, and at random with probability `random_429`."""
+        self.rate, self.per_chat, self.random_429, self.retry_after = rate, per_chat, random_429, retry_after
+        self._random = random.Random(seed)
+
+    def _limited(self, method: str, params: dict) -> _Failure | None:
+        if method not in _SENDS:
+            return None
+        now = time.monotonic()
+        self.attempted_at.append(now)
+        chat = params.get("chat_id")
+        if chat in self.blocked:
+            return _Failure(403)
+        if self.random_429 and self._random.random() < self.random_429:
+            return _Failure(429, self.retry_after)
+        while self._window and self._window[0] <= now - 1.0:
+            self._window.popleft()
+        last = self._chat_last.get(chat)  # type: ignore[arg-type]
+        # A tenth of slack per chat: the two requests of one message cross the network at their own pace.
+        if (self.rate is not None and len(self._window) >= self.rate) or (
+            self.per_chat is not None and last is not None and now - last < 0.9 / self.per_chat
+        ):
+            self.over_limit += 1
+            return _Failure(429, self.retry_after)
+        self._window.append(now)
+        self._chat_last[chat] = now  # type: ignore[index]
+        self.delivered[chat] += 1  # type: ignore[index]
+        return None
 
     async def push(self, update: dict) -> int:
         update.setdefault("update_id", next(self._update_ids))
@@ -242,8 +294,9 @@ class FakeTelegram:
         if request.match_info["token"] != self.token:
             return self._error(401, "Unauthorized")
         failures = self._failures.get(method)
-        if failures:
-            f = failures.popleft()
+        limited = None if failures else self._limited(method, params)
+        if failures or limited:
+            f = limited or failures.popleft()  # type: ignore[union-attr]
             description = (f.description or _ERRORS.get(f.status, "Error")).format(retry_after=f.retry_after)
             return await self._record_error(method, params, files, f.status, description, f.retry_after)
         handler = getattr(self, "_m_" + method, None)
