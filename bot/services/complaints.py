@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bot.config import Localized
+from bot.config import Localized, Settings
 from bot.services import receipts
 from bot.services.jobs import register
 from storage.complaints import CLOSED, NEW, Complaint, HistoryEntry, Review
@@ -142,8 +142,13 @@ def _positive(value: Any, default: int, name: str) -> int:
 
 def complaint_settings(app: BotContext) -> ComplaintSettings:
     """The union's `[complaints]` settings (defaults for whatever it leaves out)."""
-    table = app.settings.extra.get("complaints") or {}
-    fallback = app.profile.default_language
+    return settings_from(app.settings)
+
+
+def settings_from(settings: Settings) -> ComplaintSettings:
+    """`complaint_settings` from the settings alone (the CLI checks its options before opening anything)."""
+    table = settings.extra.get("complaints") or {}
+    fallback = settings.profile.default_language
 
     def loc(value: Any) -> Localized:
         return Localized(dict(value) if isinstance(value, dict) else {fallback: str(value)}, fallback)
