@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from storage.broadcasts import Broadcasts
 from storage.claims import Claims
 from storage.complaints import Complaints
 from storage.events import Events
-from storage.group_commit import OWN_TRANSACTIONS, GroupCommit, SharedConnection
+from storage.group_commit import BUSY_TIMEOUT_MS, OWN_TRANSACTIONS, GroupCommit, SharedConnection
 from storage.jobs import Jobs
 from storage.media import MediaRepo
 from storage.members import Members
@@ -118,10 +119,31 @@ class Database:
             async with self.engine.begin() as conn:
                 yield Tx(conn)
 
+    async def scrub(self) -> bool:
+        """Leave no old copy of a page behind outside the database file itself: on SQLite, copy the
+        write-ahead log back and truncate it, so a draft just wiped from a session is in no earlier
+        frame of the -wal file (freed space in the file is zeroed already: secure_delete). Call it
+        after the transaction that wiped it has committed. False when another connection kept the
+        log busy past the wait (the next scrub takes it). PostgreSQL keeps no such file we could reach."""
+        if not self.is_sqlite or self._group is None or self._group.path == ":memory:":
+            return True
+        return await asyncio.to_thread(_truncate_log, self._group.path)
+
     async def close(self) -> None:
         if self._group is not None:
             await self._group.close()
         await self.engine.dispose()
+
+
+def _truncate_log(path: str) -> bool:
+    # A connection of its own, opened and closed in this thread, as `group_commit._checkpoint` does.
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return busy == 0
+    finally:
+        conn.close()
 
 
 class Tx:

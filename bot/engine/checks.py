@@ -6,7 +6,8 @@ and of the module functions they call, for `.goto("step")`, `.goto("step", "flow
 `.begin("flow")` and `.call("flow", then="step")` with literal arguments. A target held in a
 variable cannot be read; forms check their own (`bot.engine.forms`). Besides: every ask has a
 handler and every handler an ask, a flow that can be entered has an entry, and every form field
-resolves to a step and its sub-flow.
+resolves to a step and its sub-flow. An anonymous flow admits anyone: asking who someone is, to let
+them in, is what it must never do.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from functools import cache
 from types import CodeType, FunctionType
 from typing import Any
 
+from bot.engine.access import Who
 from bot.engine.flow import Flow
 from bot.engine.forms import forms_of
 
@@ -51,6 +53,8 @@ def _problems(flow: Flow, flows: Mapping[str, Flow]) -> Iterator[str]:
         yield f"flow {name!r}, step {step!r}: it handles answers, but is never asked (no @flow.ask)"
     if flow.entry is None and (flow.commands or flow.words or flow.menu_label):
         yield f"flow {name!r}: it can be entered (command, word or menu) but has no @flow.start"
+    if flow.anonymous and flow.access.who is not Who.ANYONE:
+        yield f"flow {name!r}: it is anonymous, so it must admit anyone (access {flow.access.who.value})"
     for form in forms_of(flow):
         for field in form.fields:
             if field.name not in flow.asks or field.name not in flow.handlers:

@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.config import Settings, UnionProfile
 from bot.engine.flow import Flow
@@ -13,7 +14,11 @@ from bot.engine.locks import UserLocks
 from bot.locale import Locale
 from bot.services.crypto import Keyring
 from bot.services.media import Fetcher, LocalFiles
+from bot.services.receipts import ReceiptGuard
 from storage import Database
+
+if TYPE_CHECKING:
+    from bot.services.outbox import Deliverer
 
 
 def utcnow() -> datetime:
@@ -36,6 +41,11 @@ class BotContext:
     now: Callable[[], datetime] = utcnow
     # Per channel, how a sent file's bytes are fetched before its turn (see bot.services.media).
     media_fetchers: dict[str, Fetcher] = field(default_factory=_local_fetchers)
+    # Per running channel, how this process delivers a message to one of its users: filled by each
+    # channel as it starts, so a job this process runs (a broadcast) can deliver (see bot.services.outbox).
+    deliverers: dict[str, Deliverer] = field(default_factory=dict)
+    # Wrong receipt codes, counted in memory by anonymous tag and overall (bot.services.receipts).
+    receipt_guard: ReceiptGuard = field(default_factory=ReceiptGuard)
 
     @property
     def profile(self) -> UnionProfile:

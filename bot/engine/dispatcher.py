@@ -3,6 +3,11 @@
 Under the user's lock, in ONE transaction: load the session, route the input (global commands, stale
 buttons, typed options, the current step's handler), ask the next step, save the session and the
 dedupe marker. An error rolls all of it back and the user gets an apology with the step unchanged.
+
+A turn that took place in an anonymous flow (`Flow(anonymous=True)`) leaves its dedupe marker without
+the answer (it may hold a receipt code), and once its conversation has ended (submitted, cancelled,
+left for another flow, timed out) and the turn is committed, the database is asked to scrub the pages
+that still held the draft (`Database.scrub`).
 """
 
 from __future__ import annotations
@@ -109,32 +114,38 @@ class Dispatcher:
 
     # -- one turn ----------------------------------------------------------------------------------
     async def _turn(self, incoming: Incoming) -> list[Outgoing]:
-        return await self.app.db.run_turn(lambda tx: self._turn_in(tx, incoming))
+        out, scrub = await self.app.db.run_turn(lambda tx: self._turn_in(tx, incoming))
+        if scrub:  # committed: the pages of the last draft can go now
+            await self.app.db.scrub()
+        return out
 
-    async def _turn_in(self, tx: Tx, incoming: Incoming) -> list[Outgoing]:
+    async def _turn_in(self, tx: Tx, incoming: Incoming) -> tuple[list[Outgoing], bool]:
         now = self.app.now()
         key = _dedupe_key(incoming)
         state = await tx.turns.load(incoming.user_key, key)
         if state.answered:  # a platform's redelivery: the same answer, and nothing done twice
-            return _stored(state.answer)
+            return _stored(state.answer), False
         session = state.session or Session(incoming.user_key)
         before = (session.flow, session.step, session.choices)
         lang = self._lang(session, incoming)
         turn = Turn(self.app, tx, session, incoming, lang, now, member=state.member, staffer=state.staffer)
         if session.flow not in (None, HOME) and session.expires_at and session.expires_at <= now:
-            turn.finish()
+            turn.finish()  # the draft goes with it
             turn.say("engine.timed_out")
-        await self._route(turn)
+        await self._route(turn, incoming, session)
         await self._settle(turn)
-        out = self._render(turn, before)
+        out = self._render(turn, session, before)
         session.expires_at = now + self._timeout() if session.flow not in (None, HOME) else None
         if turn.forget_session:
             await tx.sessions.delete(incoming.user_key)
         else:
             await tx.sessions.save(session)
-        if key and not await tx.updates.mark(key, now, json.dumps([o.to_json() for o in out])):
+        anonymous = turn.was_anonymous or turn.anonymous
+        # A repeat of an anonymous turn gets no answer rather than one kept an hour (a receipt code).
+        answer = None if anonymous else json.dumps([o.to_json() for o in out])
+        if key and not await tx.updates.mark(key, now, answer):
             raise _Duplicate  # handled meanwhile by another process (PostgreSQL deployments)
-        return out
+        return out, anonymous and not turn.anonymous
 
     def _timeout(self) -> timedelta:
         return timedelta(minutes=self.app.settings.session_timeout_minutes)
@@ -147,8 +158,7 @@ class Dispatcher:
             or self.app.profile.default_language
         )
 
-    async def _route(self, turn: Turn) -> None:
-        inc, session = turn.incoming, turn.session
+    async def _route(self, turn: Turn, inc: Incoming, session: Session) -> None:
         if not await still_admitted(turn):  # removed from staff, or left, since the last message
             await turn.begin(HOME, "")
             return
@@ -185,14 +195,16 @@ class Dispatcher:
             else:
                 turn.retry("engine.unknown_command")
             return
-        if session.flow and session.step in self.app.flows[session.flow].handlers:
-            await self.app.flows[session.flow].handlers[session.step](turn)
+        if session.flow and session.step in (flow := self.app.flows[session.flow]).handlers:
+            with turn.running(flow):
+                await flow.handlers[session.step](turn)
         else:
             await turn.begin(HOME, "")
 
     async def _global(self, turn: Turn, word: str, payload: str) -> None:
         if word == "start":
             flow, _, arg = payload.partition("-")
+            turn.leave_anonymous()  # before the member is looked up
             if flow in self.app.flows and flow != HOME:
                 await turn.begin(flow, arg)
             elif await turn.member() is None:
@@ -222,10 +234,12 @@ class Dispatcher:
         if session.flow is None:
             await turn.begin(HOME, "")
         if (turn.moved or turn.repeat) and session.flow:
-            await self.app.flows[session.flow].asks[session.step](turn)
+            flow = self.app.flows[session.flow]
+            with turn.running(flow):
+                await flow.asks[session.step](turn)
 
-    def _render(self, turn: Turn, before: tuple) -> list[Outgoing]:
-        session, reply, lang = turn.session, turn.reply, turn.lang
+    def _render(self, turn: Turn, session: Session, before: tuple) -> list[Outgoing]:
+        reply, lang = turn.reply, turn.lang
         labels = [self.app.locale.render(lang, b.label) for b in reply.buttons]
         choices = [[label, b.payload] for label, b in zip(labels, reply.buttons, strict=True)]
         if (session.flow, session.step, choices) != before:

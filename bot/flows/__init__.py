@@ -9,6 +9,8 @@ from bot.flows import (
     checkin,
     claim,
     claims_review,
+    complain,
+    compose,
     counsellor,
     events,
     join,
@@ -18,6 +20,7 @@ from bot.flows import (
     mydata,
     notices,
     staff,
+    track,
     whoami,
 )
 
@@ -36,12 +39,16 @@ def all_flows() -> dict[str, Flow]:
         book.flow,
         my_bookings.flow,
         my_bookings.replies,
+        complain.flow,
+        track.flow,
         events.flow,
         staff.flow,
         claims_review.flow,
         checkin.flow,
         counsellor.publish,
         counsellor.mine,
+        compose.compose,
+        compose.mine,
         whoami.flow,
     ]
     # Sub-steps: entered by `turn.call` from other flows, never from the menu.

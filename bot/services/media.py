@@ -22,6 +22,12 @@ The turn then sees `incoming.media.stored` or `incoming.media.refused`. In a flo
         turn.goto("next")
 
 A file no turn linked (the turn failed, the rider cancelled) is removed by `purge_unlinked`.
+
+In an anonymous flow (`Flow(anonymous=True)`) the store decides, whatever the step asked: pictures only
+(a PDF carries its author, software and times, which we cannot clean with confidence), always re-encoded
+from their pixels (no EXIF, GPS, camera serial or time taken), and the row stamped with the end of its
+day instead of the minute it came. Elsewhere a step asks for stripping (both of today's steps that take
+photos do) and a file not asked for is kept exactly as sent: a document may be evidence as it is.
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from bot.engine.flow import anonymous_conversation
 from bot.engine.messages import Incoming, Media, Refusal, StoredMedia
 
 if TYPE_CHECKING:
@@ -146,13 +153,15 @@ async def receive(app: BotContext, incoming: Incoming) -> Incoming:
         if fetcher is None:
             raise MediaRefused(Refusal.DOWNLOAD_FAILED)
         data = await fetcher.fetch(media, settings.media_max_bytes)
+        anonymous = bool(expected.get("anonymous"))
         stored = await store(
             app.db,
             settings.media_path(),
             data,
             max_bytes=settings.media_max_bytes,
-            now=app.now(),
-            strip_metadata=bool(expected.get("strip")),
+            now=_end_of_day(app.now()) if anonymous else app.now(),
+            strip_metadata=anonymous or bool(expected.get("strip")),
+            pictures_only=anonymous,
         )
     except MediaRefused as e:
         log.info("media from %s refused: %s", incoming.channel, e.reason.value)
@@ -171,17 +180,30 @@ async def _expected(app: BotContext, user_key: str) -> dict | None:  # type: ign
         return None
     expected = session.data.get(EXPECT)
     if isinstance(expected, dict) and expected.get("step") == session.step:
-        return expected
+        return {**expected, "anonymous": anonymous_conversation(app.flows, session.flow, session.data)}
     return None
+
+
+def _end_of_day(now: datetime) -> datetime:
+    # No finer time than the day, and never purged as unlinked sooner than it would have been.
+    return datetime.combine(now.date() + timedelta(days=1), time(), now.tzinfo)
 
 
 # -- checking and keeping ------------------------------------------------------------------------------
 async def store(
-    db: Database, media_dir: Path, data: bytes, *, max_bytes: int, now: datetime, strip_metadata: bool = False
+    db: Database,
+    media_dir: Path,
+    data: bytes,
+    *,
+    max_bytes: int,
+    now: datetime,
+    strip_metadata: bool = False,
+    pictures_only: bool = False,
 ) -> StoredMedia:
     """Check `data` by its content, write it once under its sha256 and add an unlinked row. Raises
-    `MediaRefused` (nothing written) for a wrong type, a file too big or one cut short."""
-    mime, content = await asyncio.to_thread(_prepare, data, max_bytes, strip_metadata)
+    `MediaRefused` (nothing written) for a wrong type (a PDF too, with `pictures_only`), a file too big
+    or one cut short."""
+    mime, content = await asyncio.to_thread(_prepare, data, max_bytes, strip_metadata, pictures_only)
     sha = hashlib.sha256(content).hexdigest()
     await asyncio.to_thread(_place, media_dir, sha, content)
     media_id = secrets.token_urlsafe(16)
@@ -251,8 +273,10 @@ def without_metadata(data: bytes, mime: str) -> bytes:
         return out.getvalue()
 
 
-def _prepare(data: bytes, max_bytes: int, strip_metadata: bool) -> tuple[str, bytes]:
+def _prepare(data: bytes, max_bytes: int, strip_metadata: bool, pictures_only: bool = False) -> tuple[str, bytes]:
     mime = check(data, max_bytes)
+    if pictures_only and mime not in _PIL_FORMAT:
+        raise MediaRefused(Refusal.WRONG_TYPE)
     if strip_metadata and mime in _PIL_FORMAT:
         return mime, without_metadata(data, mime)
     return mime, data
