@@ -238,9 +238,7 @@ def complaints_route(
 @app.command("reply")
 def complaints_reply(
     complaint_id: IdArgument,
-    text: Annotated[
-        str, typer.Option("--text", help="The reply, as the worker will read it (at most 1000 characters).")
-    ],
+    text: Annotated[str, typer.Option("--text", help="The reply, as the worker reads it (at most 1000 characters).")],
     version: VersionOption = None,
 ) -> None:
     """Answer the worker. Nothing is sent: the worker reads it with the receipt code (查询进度)."""
