@@ -13,6 +13,7 @@ from bot.engine.context import BotContext
 from bot.engine.dispatcher import Dispatcher
 from bot.flows import all_flows
 from bot.locale import Locale
+from bot.services import broadcasts  # noqa: F401  (registers the broadcast jobs every bot process runs)
 from bot.services.complaints import ensure_retention
 from bot.services.jobs import JobRunner, register
 from bot.services.media import purge_unlinked

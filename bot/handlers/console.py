@@ -82,6 +82,25 @@ def format_json(out: Outgoing) -> str:
     return json.dumps(message, ensure_ascii=False)
 
 
+class ConsoleDeliverer:
+    """What the console channel would deliver outside a turn (a broadcast run by a job of this
+    process), printed: there is no phone to send it to."""
+
+    channel = CHANNEL
+
+    def __init__(self, stdout: TextIO, as_json: bool = False) -> None:
+        self.stdout = stdout
+        self.as_json = as_json
+
+    async def deliver(self, user_key: str, message: Outgoing):  # type: ignore[no-untyped-def]
+        from bot.services.outbox import SENT
+
+        line = format_json(message) if self.as_json else f"[{user_key}]\n{format_text(message)}\n"
+        self.stdout.write(line + "\n")
+        self.stdout.flush()
+        return SENT
+
+
 async def run_console(
     dispatcher: Dispatcher,
     user: str,
@@ -92,6 +111,7 @@ async def run_console(
     files: Path | None = None,
 ) -> None:
     folder = files or Path.cwd()
+    dispatcher.app.deliverers[CHANNEL] = ConsoleDeliverer(stdout, as_json)
     interactive = stdin.isatty() and not as_json
     read: Callable[[], str] = (lambda: _prompt(stdout)) if interactive else stdin.readline
     if interactive:

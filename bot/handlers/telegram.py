@@ -116,6 +116,7 @@ class TelegramChannel:
         self.bot: Bot = application.bot
         self.renderer = Renderer(self.bot)
         self.deliverer = TelegramDeliverer(self.renderer)
+        app.deliverers[CHANNEL] = self.deliverer  # so jobs this process runs (broadcasts) can deliver
         app.media_fetchers[CHANNEL] = TelegramFiles(self.bot)  # files riders send, fetched before their turn
         self._chat_locks = UserLocks()
         self._done = _Recent()  # update ids answered in this process

@@ -221,7 +221,9 @@ async def wechat_channel(
         if settings.wechat_appid and settings.wechat_secret:
             api = WeChatApi(app, client)
             app.media_fetchers[CHANNEL] = WeChatFiles(api)  # images users send, fetched before their turn
-            sender = OutboxSender(app, WeChatDeliverer(app, api))
+            deliverer = WeChatDeliverer(app, api)
+            app.deliverers[CHANNEL] = deliverer  # so jobs this process runs (broadcasts) can deliver
+            sender = OutboxSender(app, deliverer)
             sender_task = asyncio.create_task(_send_loop(sender, stop, wake))
         else:
             log.warning("wechat: no AppID/AppSecret, so customer-service messages wait in the outbox")
