@@ -52,6 +52,30 @@ async def test_every_word_works(bot, word: str) -> None:  # type: ignore[no-unty
     assert await muted(app, "console:alice") is (word in MUTE_WORDS)
 
 
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+@pytest.mark.parametrize("word", [*MUTE_WORDS, *UNMUTE_WORDS, "/mute", "/unmute"])
+async def test_every_word_mid_claim_keeps_the_step(bot, lang: str, word: str) -> None:  # type: ignore[no-untyped-def]
+    app, dispatcher = bot
+    chat = Chat(dispatcher, language_hint=lang)
+    await join(chat)
+    if word in UNMUTE_WORDS or word == "/unmute":
+        async with app.db.transaction() as tx:
+            await tx.members.set_muted((await tx.members.by_user_key("console:alice")).id, True)
+    asked = await chat.command("/claim")  # which kind of claim
+    before = await session_of(app, "console:alice")
+    out = await (chat.command(word) if word.startswith("/") else chat.say(word))
+    muting = word in MUTE_WORDS or word == "/mute"
+    assert await muted(app, "console:alice") is muting
+    said = {("zh_CN", True): "工会通知已经关了", ("zh_CN", False): "工会通知已经打开"}
+    said |= {("en", True): "union notices are off", ("en", False): "union notices are on"}
+    assert said[(lang, muting)] in out.text
+    assert (STILL_COME if lang == "zh_CN" else STILL_COME_EN) in out.text or not muting
+    assert ("您刚才办的事还给您留着" if lang == "zh_CN" else "carry on where you left off") in out.text
+    assert out.text.endswith(asked.text.split("\n\n")[-1]) and chat.labels() == [b.label for b in asked.buttons]
+    after = await session_of(app, "console:alice")
+    assert (after.flow, after.step, after.data) == (before.flow, before.step, before.data)
+
+
 async def test_commands_in_english(bot) -> None:  # type: ignore[no-untyped-def]
     app, dispatcher = bot
     chat = Chat(dispatcher, channel="telegram", user="7", language_hint="en")
