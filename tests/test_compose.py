@@ -469,3 +469,30 @@ async def test_my_notices_report_pause_resume_cancel(desk, tmp_path: Path) -> No
     assert "已经过期" in out.text
     async with app.db.transaction() as tx:
         assert (await broadcasts.report(app, tx, other.id)).state == broadcasts.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("typed", "local"),
+    [
+        ("2026-12-05 09:00", "2026-12-05 09:00"),
+        ("12月5日 9:00", "2026-12-05 09:00"),
+        ("12月5日下午3点", "2026-12-05 15:00"),
+        ("明天下午3点半", "2026-12-02 15:30"),
+        ("明天 9：00", "2026-12-02 09:00"),
+        ("Tomorrow 9am", "2026-12-02 09:00"),
+        ("today 18:00", "2026-12-01 18:00"),
+        ("abc", None),
+        ("明天", None),
+        ("9:00", None),
+        ("2026-13-01 09:00", None),
+        ("明天 25:00", None),
+    ],
+)
+async def test_times_typed_for_scheduling(desk, typed: str, local: str | None) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from bot.flows.compose import local_moment
+
+    app, _ = desk
+    at = local_moment(SimpleNamespace(app=app, now=NOW), typed)  # type: ignore[arg-type]
+    assert (broadcasts.local_time_text(app, at) if at else None) == local

@@ -13,6 +13,7 @@ resumes or cancels one.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -438,6 +439,12 @@ async def send(turn: Turn, at: datetime | None) -> None:
 
 
 # -- scheduling -----------------------------------------------------------------------------------------
+# A day, then a time of day with or without a space between: "12月5日 9:00", "明天下午3点", "tomorrow 9am".
+_DAY_AND_CLOCK = re.compile(
+    r"(.+?)\s*((?:上午|早上|中午|下午|晚上)?\d{1,2}(?:(?::|：|点|时)(?:\d{2}|半)?分?)?\s*(?:am|pm)?)", re.IGNORECASE
+)
+
+
 def local_moment(turn: Turn, typed: str) -> datetime | None:
     """ "2026-12-05 09:00", "12月5日 9:00", "明天 下午3点" in the union's time zone -> UTC; None if not a time."""
     text = unicodedata.normalize("NFKC", typed).strip()
@@ -445,7 +452,10 @@ def local_moment(turn: Turn, typed: str) -> datetime | None:
         return broadcasts.parse_local_time(turn.app, text)
     except BroadcastRefused:
         pass
-    day_part, _, clock_part = text.rpartition(" ")
+    split = _DAY_AND_CLOCK.fullmatch(text)
+    if split is None:
+        return None
+    day_part, clock_part = split.group(1), split.group(2)
     today = today_of(turn)
     ahead = {"今天": 0, "today": 0, "明天": 1, "tomorrow": 1, "后天": 2}
     folded = day_part.strip().casefold()
