@@ -281,6 +281,10 @@ async def test_a_notice_in_english_scheduled_for_tomorrow(desk, tmp_path: Path) 
     assert b.state == broadcasts.SCHEDULED and b.send_at == datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
     assert broadcasts.Segment.from_json(b.segment) == broadcasts.Segment(lang="en")
     assert await jobs_of(app, broadcasts.START_JOB) == [broadcasts.start_key(1)]
+    await chat.command("/mynotices")
+    out = await chat.tap("#1")
+    assert "Notice #1: waiting for its time" in out.text and "Due to go out at 2026-12-02 09:00" in out.text
+    assert "To: Language: English" in out.text and "Cancel sending" in chat.labels()
     # When its time comes, the English members get what the preview showed.
     async with app.db.transaction() as tx:
         await broadcasts.start(app, tx, b.id, by="console:boss", background=False)
@@ -443,9 +447,11 @@ async def test_my_notices_report_pause_resume_cancel(desk, tmp_path: Path) -> No
         other = await broadcasts.create(app, tx, text="别人的", segment=broadcasts.Segment(), created_by="console:x")
     await chat.command("/staff")
     out = await chat.tap("我的通知")
-    assert "#1 正在发送 · 送达 0/3" in chat.labels() and not any(f"#{other.id}" in x for x in chat.labels())
+    assert f"#1 {TEXT[:15]}… · 正在发送 · 送达 0/3" in chat.labels()
+    assert not any(f"#{other.id}" in x for x in chat.labels())
     out = await chat.tap("#1")
     assert "通知 #1：正在发送" in out.text and "应发 3 人" in out.text and "还没发 3" in out.text
+    assert "发给：全部会员" in out.text
     out = await chat.tap("暂停发送")
     assert "暂停了" in out.text and "通知 #1：已暂停" in out.text and "继续发送" in chat.labels()
     out = await chat.tap("继续发送")

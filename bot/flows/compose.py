@@ -25,7 +25,7 @@ from bot.engine.paging import Item, Pager
 from bot.engine.substeps import today_of
 from bot.flows.counsellor import clock_time
 from bot.services import broadcasts, events
-from bot.services.broadcasts import BroadcastRefused, DeliveryReport, Segment
+from bot.services.broadcasts import BroadcastRefused, Segment
 from bot.services.media import JPEG, PNG, expect_file, path_of, received
 from bot.validation import calendar_date, source_code
 from storage.broadcasts import DRAFT, PAUSED, SCHEDULED, SENDING, Broadcast
@@ -46,6 +46,7 @@ mine = Flow(
 EVENTS_SHOWN = 6  # upcoming events offered for a sign-up button, soonest first
 SCHEDULE_AHEAD_MAX = timedelta(days=366)
 LISTED = 50  # notices in 我的通知
+SNIPPET = 16  # characters of a notice's text that name it there
 _STAFF, _BACK = "staff", "back"
 _EVENT, _BY, _PLATFORM, _WORK, _LANG = "ev:", "by:", "p:", "w:", "l:"
 CONDITIONS = ("platform", "work_kind", "station", "joined_since", "lang")
@@ -509,24 +510,28 @@ async def on_change(turn: Turn) -> None:
 
 
 # -- 我的通知 ------------------------------------------------------------------------------------------
-async def listed(turn: Turn) -> list[DeliveryReport]:
+async def listed(turn: Turn) -> list[Broadcast]:
     """The staffer's own notices, newest first; an admin's list has everyone's."""
     staffer = await turn.staffer()
-    every = await broadcasts.reports(turn.app, turn.tx, LISTED)
-    if staffer is not None and ADMIN in staffer.roles:
-        return every
-    return [r for r in every if r.created_by == turn.user_key]
+    everyone = staffer is not None and ADMIN in staffer.roles
+    return [b for b in await turn.tx.broadcasts.latest(LISTED) if everyone or b.created_by == turn.user_key]
 
 
-def _state(turn: Turn, state: str) -> str:
-    return turn.app.locale.text(turn.lang, f"broadcast.state_{state}")
+def snippet(text: str) -> str:
+    """The start of a notice's text, to tell it by in a list."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= SNIPPET else first[: SNIPPET - 1] + "…"
 
 
-def report_context(turn: Turn, r: DeliveryReport) -> dict[str, object]:
+async def report_context(turn: Turn, b: Broadcast) -> dict[str, object]:
+    r = await broadcasts.report(turn.app, turn.tx, b.id)
     return {
         **r.to_json(),
-        "state": _state(turn, r.state),
-        "started": broadcasts.local_time_text(turn.app, r.started_at),
+        "state": turn.app.locale.text(turn.lang, f"broadcast.state_{b.state}"),
+        "snippet": snippet(b.text),
+        "conditions": conditions(turn, Segment.from_json(b.segment)),
+        "started": broadcasts.local_time_text(turn.app, b.started_at),
+        "send_at": broadcasts.local_time_text(turn.app, b.send_at),
     }
 
 
@@ -537,9 +542,9 @@ async def start_mine(turn: Turn, payload: str) -> None:
 
 @mine.ask("list")
 async def ask_list(turn: Turn) -> None:
-    reports = await listed(turn)
-    turn.say("compose.mine_intro", count=len(reports))
-    items = [Item(str(r.id), T("compose.mine_item", **report_context(turn, r))) for r in reports]
+    notices = await listed(turn)
+    turn.say("compose.mine_intro", count=len(notices))
+    items = [Item(str(b.id), T("compose.mine_item", **await report_context(turn, b))) for b in notices]
     notices_pager.show(turn, items)
     turn.button(T("compose.to_staff_menu"), _STAFF)
 
@@ -551,15 +556,16 @@ async def on_list(turn: Turn) -> None:
     picked = notices_pager.picked(turn)
     if picked is None:
         return
-    if not any(str(r.id) == picked for r in await listed(turn)):
+    if not any(str(b.id) == picked for b in await listed(turn)):
         turn.retry("compose.mine_gone")
         return
     turn.data["id"] = int(picked)
     turn.goto("one")
 
 
-async def _one(turn: Turn) -> DeliveryReport | None:
-    return next((r for r in await listed(turn) if r.id == turn.data.get("id")), None)
+async def _one(turn: Turn) -> Broadcast | None:
+    """The notice picked, while this staffer may still see it."""
+    return next((b for b in await listed(turn) if b.id == turn.data.get("id")), None)
 
 
 @mine.ask("one")
@@ -569,7 +575,7 @@ async def ask_one(turn: Turn) -> None:
         turn.say("compose.mine_gone")
         turn.button(T("compose.back"), _BACK)
         return
-    turn.say("compose.mine_report", **report_context(turn, r))
+    turn.say("compose.mine_report", **await report_context(turn, r))
     if r.state == SENDING:
         turn.button(T("compose.pause"), "pause")
     if r.state == PAUSED:
