@@ -83,10 +83,13 @@ class Words:
     def average(self, f: IndicatorFigures) -> str:
         return self.hidden(f.hidden) if f.hidden is not None or f.average is None else f"{f.average:.2f}"
 
-    def change(self, f: IndicatorFigures) -> str:
+    def change(self, f: IndicatorFigures, *, plain: bool = False) -> str:
+        """+0.12 or −0.12 (a true minus sign to read; a hyphen, `plain`, for a spreadsheet to compute)."""
         if f.hidden is not None or f.change is None:
             return self("no_change")
-        return f"{f.change:+.2f}".replace("-", "−") if round(f.change, 2) else "0.00"
+        if not round(f.change, 2):
+            return "0.00"
+        return f"{f.change:+.2f}" if plain else f"{f.change:+.2f}".replace("-", "−")
 
     def median(self, g: GroupFigures) -> str:
         if g.median_hidden is not None:
@@ -355,7 +358,7 @@ def render_csv(report: SatisfactionReport, locale: Locale, lang: str, union: str
             for s, n in zip(SCORES, f.distribution or (), strict=True):
                 row(name, label, w("col_score", score=s), str(n))
             row(name, label, w("col_average"), w.average(f))
-            row(name, label, w("col_change"), w.change(f))
+            row(name, label, w("col_change"), w.change(f, plain=True))
         row(name, "", w("col_answered"), w.count(g.answered))
         row(name, "", w("col_closed"), w.count(g.closed))
         row(name, "", w("col_median_days"), w.median(g))
