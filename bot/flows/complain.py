@@ -29,7 +29,7 @@ from bot.services.complaints import (
     local_today,
     submit,
 )
-from bot.services.media import expect_file, received
+from bot.services.media import EXPECT, expect_file, received
 
 MAX_PICTURES = 4
 SCORES = range(1, 6)
@@ -168,7 +168,8 @@ async def ask_rate(turn: Turn) -> None:
         indicator=indicators[at].label(turn.lang),
     )
     for score in SCORES:  # first, so a typed "3" is the third option: 3 points
-        turn.button(T("complain.score", n=score), f"s:{score}")
+        # The indicator in the payload: a button of an earlier indicator's message is then stale.
+        turn.button(T("complain.score", n=score), f"s:{at}:{score}")
     turn.button(T("complain.skip_one"), "skip")
     turn.button(T("complain.skip_all"), "none")
 
@@ -178,9 +179,10 @@ async def on_rate(turn: Turn) -> None:
     indicators = complaint_settings(turn.app).indicators
     at = min(int(turn.data.get(RATING_AT, 0)), len(indicators) - 1)
     choice = turn.choice or ""
-    if choice.startswith("s:") and choice[2:].isdigit() and int(choice[2:]) in SCORES:
+    score = choice.rpartition(":")[2]
+    if choice.startswith(f"s:{at}:") and score.isdigit() and int(score) in SCORES:
         ratings = got(turn, RATINGS, {})
-        ratings[indicators[at].id] = int(choice[2:])
+        ratings[indicators[at].id] = int(score)
         put(turn, RATINGS, ratings)
     elif choice == "none":
         turn.goto("description")
@@ -221,8 +223,11 @@ async def on_description(turn: Turn) -> None:
 # -- pictures, if any ---------------------------------------------------------------------------------
 @flow.ask("pictures")
 async def ask_pictures(turn: Turn) -> None:
-    expect_file(turn, strip_metadata=True)  # and the store strips them anyway in an anonymous flow
     have = len(got(turn, PICTURES, []))
+    if have < MAX_PICTURES:
+        expect_file(turn, strip_metadata=True)  # and the store strips them anyway in an anonymous flow
+    else:  # full: one more would be fetched and stored only to be refused
+        turn.data.pop(EXPECT, None)
     turn.say("complain.ask_pictures", have=have, most=MAX_PICTURES)
     turn.request(Request.PHOTO)
     turn.button(T("complain.pictures_done" if have else "complain.no_pictures"), "next")
