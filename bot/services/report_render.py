@@ -407,6 +407,7 @@ def _summary_group(w: Words, g: GroupFigures) -> dict[str, Any]:
         "name": w.group(g),
         "reviews": w.count(g.reviews, g.hidden),
         "shown": g.hidden is None,
+        "withheld": g.hidden is not None and g.hidden != SMALL,
         "indicators": [
             {"number": n, "label": w.indicator(f.indicator), "average": w.average(f), "change": w.change(f)}
             for n, f in enumerate(g.indicators, 1)
