@@ -63,23 +63,19 @@ class PeriodFigures:
 
 _PERIOD = bindparam("period")
 
-_CATEGORIES = (
+# One pass over the period's reviews: the rows come back per (target, category, days to the first
+# answer, closed), a few thousand at most, and are summed below into the two shapes reports read.
+_REVIEWS = (
     select(
         reviews.c.target_kind,
         reviews.c.target,
         reviews.c.category,
+        reviews.c.first_answer_days,
+        cast(reviews.c.closed, Integer).label("closed"),
         func.count().label("reviews"),
-        func.count(reviews.c.first_answer_days).label("answered"),
-        func.coalesce(func.sum(cast(reviews.c.closed, Integer)), 0).label("closed"),
     )
     .where(reviews.c.period == _PERIOD)
-    .group_by(reviews.c.target_kind, reviews.c.target, reviews.c.category)
-)
-
-_ANSWER_DAYS = (
-    select(reviews.c.target_kind, reviews.c.target, reviews.c.first_answer_days, func.count().label("reviews"))
-    .where(reviews.c.period == _PERIOD, reviews.c.first_answer_days.is_not(None))
-    .group_by(reviews.c.target_kind, reviews.c.target, reviews.c.first_answer_days)
+    .group_by(*(reviews.c[name] for name in ("target_kind", "target", "category", "first_answer_days", "closed")))
 )
 
 # review_scores repeats period and target so that a company's scores are counted from its index alone
@@ -111,14 +107,18 @@ class Reports:
     async def figures(self, period: str) -> PeriodFigures:
         """Every count a satisfaction report of `period` (YYYY-MM) is made of."""
         args = {"period": period}
-        categories = tuple(
-            CategoryCount(r.target_kind, r.target, r.category, int(r.reviews), int(r.answered), int(r.closed))
-            for r in await self.conn.execute(_CATEGORIES, args)
-        )
-        days = tuple(
-            AnswerDays(r.target_kind, r.target, int(r.first_answer_days), int(r.reviews))
-            for r in await self.conn.execute(_ANSWER_DAYS, args)
-        )
+        categories: dict[tuple[str, str | None, str], list[int]] = {}
+        days: dict[tuple[str, str | None, int], int] = {}
+        for r in await self.conn.execute(_REVIEWS, args):
+            n = int(r.reviews)
+            counts = categories.setdefault((r.target_kind, r.target, r.category), [0, 0, 0])
+            counts[0] += n
+            if r.first_answer_days is not None:
+                counts[1] += n
+                key = (r.target_kind, r.target, int(r.first_answer_days))
+                days[key] = days.get(key, 0) + n
+            if r.closed:
+                counts[2] += n
         scores = tuple(
             ScoreCount("company", r.target, r.indicator, int(r.score), int(r.reviews))
             for r in await self.conn.execute(_COMPANY_SCORES, args)
@@ -126,4 +126,9 @@ class Reports:
             ScoreCount(r.target_kind, None, r.indicator, int(r.score), int(r.reviews))
             for r in await self.conn.execute(_OTHER_SCORES, args)
         )
-        return PeriodFigures(period, categories, days, scores)
+        return PeriodFigures(
+            period,
+            tuple(CategoryCount(*key, *counts) for key, counts in categories.items()),
+            tuple(AnswerDays(*key, n) for key, n in days.items()),
+            scores,
+        )
