@@ -266,13 +266,16 @@ async def test_the_log_is_truncated_once_the_conversation_ends(bot, monkeypatch)
 
 
 # -- logs -------------------------------------------------------------------------------------------------------------
-async def test_a_whole_complaint_and_follow_up_at_debug_logs_no_one(bot, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def logged_complaint(bot, caplog, monkeypatch, **env: str) -> tuple[str, str, str]:  # type: ignore[no-untyped-def]
+    """`gigunion`'s own logging set-up at DEBUG, then a whole complaint and its follow-up: what was
+    logged, the receipt code and the complaint's id."""
     from bot.cli.common import configure
     from bot.logging_setup import SQL_LOGGERS
 
     app, dispatcher = bot
     levels = {name: logging.getLogger(name).level for name in SQL_LOGGERS}
-    monkeypatch.setenv("GIGUNION_LOG_LEVEL", "DEBUG")
+    for name, value in {"GIGUNION_LOG_LEVEL": "DEBUG", **env}.items():
+        monkeypatch.setenv(name, value)
     configure(None)
     caplog.set_level(logging.DEBUG)
     try:
@@ -293,5 +296,26 @@ async def test_a_whole_complaint_and_follow_up_at_debug_logs_no_one(bot, caplog,
 
         found = await service.by_receipt(app, tx, code)
     assert found is not None
-    for secret in ("whistle7788", "console:whistle7788", "Li Lei", SECRET_TEXT, "补充的话", code, code[:4], found.id):
+    return logged, code, found.id
+
+
+async def test_a_whole_complaint_and_follow_up_at_debug_logs_no_one(bot, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    logged, code, complaint_id = await logged_complaint(bot, caplog, monkeypatch)
+    assert logging.getLogger().getEffectiveLevel() == logging.DEBUG
+    for secret in ("whistle7788", "Li Lei", SECRET_TEXT, "补充的话", code, code[:4], complaint_id):
         assert secret not in logged, secret
+
+
+async def test_the_log_check_would_see_a_user_key(bot, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """So the check above can fail: an engine that logged whom each turn is for, at DEBUG, is caught."""
+    from bot.engine import dispatcher as engine
+
+    turn = engine.Dispatcher._turn
+
+    async def chatty(self, incoming):  # type: ignore[no-untyped-def]
+        engine.log.debug("turn for %s", incoming.user_key)
+        return await turn(self, incoming)
+
+    monkeypatch.setattr(engine.Dispatcher, "_turn", chatty)
+    logged, _, _ = await logged_complaint(bot, caplog, monkeypatch)
+    assert "whistle7788" in logged

@@ -160,6 +160,20 @@ async def test_the_union_and_other_targets_and_changing_the_description(bot) -> 
     assert kinds == [("other", None), ("union", None)]
 
 
+async def test_a_score_button_of_an_earlier_indicator_is_stale(bot) -> None:  # type: ignore[no-untyped-def]
+    _, dispatcher = bot
+    chat = Chat(dispatcher, "stale")
+    await _at(chat, "rate")
+    first = chat.last
+    await chat.tap("2 分")
+    out = await chat.tap("5 分", message=first)  # the first indicator's message, tapped again
+    assert t("engine.stale_button") in out.text and "第 2 项" in out.text
+    await chat.tap(-1)
+    await chat.say("x")
+    review = await chat.tap(0)
+    assert "劳动关系 2 分" in review.text and "工资待遇" not in review.text
+
+
 async def test_an_english_complaint_by_typed_words(bot) -> None:  # type: ignore[no-untyped-def]
     _, dispatcher = bot
     chat = Chat(dispatcher, "en", language_hint="en")
