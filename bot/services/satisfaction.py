@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -337,7 +337,7 @@ def _with_changes(now: _Built, before: _Built) -> _Built:
             )
             for f in group.indicators
         )
-        return GroupFigures(**{**group.__dict__, "indicators": indicators})
+        return replace(group, indicators=indicators)
 
     return changed(overall), tuple(changed(g) for g in groups), categories
 
