@@ -82,28 +82,41 @@ def limits_for(settings: Any, channel: str) -> Limits:
 
 class Pacer:
     """A token bucket holding one token (so never a burst): each request takes the next free slot,
-    `cost / rate` seconds after the previous one. `hold` stops every request for a while (a
-    retry-after, which Telegram asks of the whole bot)."""
+    `cost / rate` seconds after the previous one. What the platform counts is when requests arrive,
+    so a request that could not start near its slot (the event loop was busy) takes a fresh one rather
+    than go with the others that waited; and the first seconds run at half the rate, while the
+    connections are being opened. `hold` stops every request for a while (a retry-after, which
+    Telegram asks of the whole bot)."""
+
+    LATE = 0.01  # seconds past its slot a request may still start
+    RAMP = 2.0  # seconds from half the rate to all of it
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate
         self._next = 0.0
         self._held_until = 0.0
+        self._began: float | None = None
 
     def hold(self, seconds: float) -> None:
         self._held_until = max(self._held_until, time.monotonic() + seconds)
         self._next = max(self._next, self._held_until)
 
+    def _spacing(self, now: float, cost: int) -> float:
+        if self._began is None:
+            self._began = now
+        warm = min((now - self._began) / self.RAMP, 1.0)
+        return cost * self.interval / (0.5 + 0.5 * warm)
+
     async def acquire(self, cost: int = 1) -> None:
         while True:
             now = time.monotonic()
             slot = max(now, self._next, self._held_until)
-            self._next = slot + cost * self.interval
+            self._next = slot + self._spacing(now, cost)
             if slot > now:
                 await asyncio.sleep(slot - now)
-            if self._held_until <= slot:
+            if self._held_until <= slot and time.monotonic() - slot <= self.LATE:
                 return
-            # Held while waiting: a slot after the hold, so the waiters do not all go at once when it ends.
+            # Held while waiting, or woken late: a slot after the others, so the waiters do not all go at once.
 
 
 @dataclass

@@ -6,6 +6,7 @@ message a second per chat, which Telegram asks for. The sender does the waiting 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from datetime import timedelta
@@ -67,8 +68,19 @@ class TelegramDeliverer:
             return Delivery("failed", error="bad user key")
         chat_id = int(uid)
         limiter = self._limiter(chat_id)
+        started = False
+
+        async def pace() -> None:
+            # Telegram counts requests as they arrive: the next part of a message waits a full interval
+            # from the end of the one before, however long that one took to upload (a photo).
+            nonlocal started
+            if started:
+                await asyncio.sleep(1 / self.rate)
+            started = True
+            await limiter.acquire()
+
         try:
-            await self.renderer.send(chat_id, message, pace=limiter.acquire)
+            await self.renderer.send(chat_id, message, pace=pace)
         except TelegramError as e:
             result = classify(e)
             log.info("telegram delivery not done: %s -> %s", result.error, result.status)
