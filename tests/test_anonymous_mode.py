@@ -319,3 +319,27 @@ async def test_the_log_check_would_see_a_user_key(bot, caplog, monkeypatch) -> N
     monkeypatch.setattr(engine.Dispatcher, "_turn", chatty)
     logged, _, _ = await logged_complaint(bot, caplog, monkeypatch)
     assert "whistle7788" in logged
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------------------------
+async def test_the_same_on_postgresql(make_settings) -> None:  # type: ignore[no-untyped-def]
+    """No answer kept, the draft encrypted then dropped, the thread both ways; the scrub has nothing to do."""
+    from bot.runtime import running_bot
+    from tests.test_postgres import postgres_database
+
+    async with postgres_database() as url, running_bot(make_settings(database_url=url)) as (app, dispatcher):
+        numbers = iter(range(1, 100))
+        chat = Chat(dispatcher, "pg", channel="telegram")
+        chat.incoming = lambda kind, **f: Incoming("telegram", "pg", kind, dedupe_key=str(next(numbers)), **f)  # type: ignore[method-assign]
+        await a_draft(chat)
+        fields = draft_in(await session_row(app, "telegram:pg"))
+        assert fields and all(value.startswith("gAAAAA") for value in fields.values())
+        await chat.tap(0)
+        code = receipt_of(await chat.tap(t("complain.send", "zh_CN")))
+        assert draft_in(await session_row(app, "telegram:pg")) == {}
+        async with app.db.transaction() as tx:
+            replies = [r.reply for r in (await tx.conn.execute(select(processed_updates.c.reply))).all()]
+        assert replies and all(r is None for r in replies)
+        assert await app.db.scrub()
+        await chat.say("查询进度")
+        assert "状态" in (await chat.say(code)).text
