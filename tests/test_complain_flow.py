@@ -81,7 +81,15 @@ async def test_every_way_in_opens_the_statement_of_what_is_kept(bot, way: str) -
     else:
         out = await chat.say(way)
     assert "不留的：您是谁" in out.text and "16 位的回执码" in out.text
-    assert chat.labels() == [t("complain.begin"), t("complain.not_now")]
+    assert chat.labels() == [t("complain.begin"), t("track.menu"), t("complain.not_now")]
+
+
+async def test_the_intro_leads_to_following_one_up(bot) -> None:  # type: ignore[no-untyped-def]
+    _, dispatcher = bot
+    chat = Chat(dispatcher, "way")
+    await chat.say("投诉")
+    out = await chat.tap(t("track.menu"))
+    assert out.text == (await Chat(dispatcher, "other").say("查询进度")).text
 
 
 async def test_members_staff_and_strangers_alike_can_complain(bot) -> None:  # type: ignore[no-untyped-def]
@@ -97,7 +105,7 @@ async def test_members_staff_and_strangers_alike_can_complain(bot) -> None:  # t
     for who in ("member", "stranger"):
         chat = Chat(dispatcher, who)
         await chat.command("/menu")
-        assert t("complain.menu") in chat.labels() and t("track.menu") in chat.labels()
+        assert t("complain.menu") in chat.labels()
 
 
 # -- the steps ---------------------------------------------------------------------------------------------------

@@ -128,14 +128,15 @@ async def test_main_menu_is_built_from_access(tools) -> None:  # type: ignore[no
     _, dispatcher = tools
     stranger = Chat(dispatcher, user="nobody")
     await stranger.command("/menu")
-    assert stranger.labels() == ["加入工会", "English"]
+    assert stranger.labels() == ["加入工会", "匿名投诉/点评", "English"]  # complaints are for anyone
     member = Chat(dispatcher)
     await join(member)
     await member.command("/menu")
-    assert member.labels() == ["我的会员证", "我的信息", "理赔申请", "我的理赔", "预约咨询", "我的预约", "English"]
+    services = ["理赔申请", "我的理赔", "预约咨询", "我的预约", "活动报名", "匿名投诉/点评"]
+    assert member.labels() == ["我的会员证", "我的信息", *services, "English"]
     staff = await staffer(tools, "1", "claims")
     await staff.command("/menu")
-    assert staff.labels() == ["加入工会", STAFF_MENU, "English"]  # tools live in the staff menu only
+    assert staff.labels() == ["加入工会", "匿名投诉/点评", STAFF_MENU, "English"]  # tools live in the staff menu only
     refused = await stranger.command("/card")
     assert "还不是会员" in refused.text and stranger.labels()[0] == "加入工会"
 
@@ -249,7 +250,8 @@ async def test_role_names_in_the_english_staff_menu(bot) -> None:  # type: ignor
     chat = Chat(dispatcher, channel="telegram", user="5", language_hint="en")
     out = await chat.command("/staff")
     assert "Hello Li (Broadcaster)" in out.text
-    assert chat.labels() == ["Verify a membership card", "Leave the staff menu"]
+    tools = ["Verify a membership card", "Event check-in", "Send a notice", "My notices"]
+    assert chat.labels() == [*tools, "Leave the staff menu"]
 
 
 def test_declarations_are_checked_when_made() -> None:

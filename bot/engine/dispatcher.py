@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from bot.engine.access import still_admitted
 from bot.engine.context import BotContext
 from bot.engine.flow import Turn
-from bot.engine.messages import Incoming, Kind, OutButton, Outgoing, Reply
+from bot.engine.messages import SAYS, Incoming, Kind, OutButton, Outgoing, Reply
 from bot.locale import normalize_lang
 from bot.services.media import receive as receive_media
 from storage import Tx
@@ -75,8 +75,6 @@ GLOBAL_COMMANDS = {
     "contact_union": "human",
 }
 MAX_TEXT = 4096
-# The payload prefix of a button that says words for the member (see `says`).
-SAYS = "say|"
 
 
 class _Duplicate(Exception):

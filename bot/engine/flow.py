@@ -61,6 +61,8 @@ class Flow:
     asks: dict[str, Ask] = field(default_factory=dict)
     handlers: dict[str, Handle] = field(default_factory=dict)
     entry: Start | None = None
+    # Answers in its entry and leaves the conversation where it was, as 人工 does (关闭通知 mid-claim).
+    aside: bool = False
     # Who may enter and stay (checked on entry and at every message); see bot/engine/access.py.
     access: Access = ANYONE
     # Shown in the main menu under this label key, to those `access` admits and `visible` says yes to.
@@ -248,8 +250,12 @@ class Turn:
 
     async def begin(self, flow_name: str, payload: str = "") -> None:
         """Leave whatever flow the user was in and enter `flow_name` by its entry."""
-        self.leave_anonymous()
         flow = self.app.flows[flow_name]
+        if flow.aside and flow.entry is not None and await flow.access.admits(self):
+            await flow.entry(self, payload)  # it answers; the step the user was at is asked again
+            self.repeat = True
+            return
+        self.leave_anonymous()
         if not await flow.access.admits(self):
             await flow.access.refuse(self)
             flow_name, flow = "menu", self.app.flows["menu"]

@@ -32,6 +32,10 @@ class Request(StrEnum):
     PHOTO = "photo"
 
 
+# The payload prefix of a button that says words for the member (see `bot.engine.dispatcher.says`).
+SAYS = "say|"
+
+
 @dataclass(frozen=True)
 class Contact:
     phone: str

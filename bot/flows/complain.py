@@ -93,6 +93,7 @@ async def start(turn: Turn, payload: str) -> None:
 async def ask_intro(turn: Turn) -> None:
     turn.say("complain.intro", most=complaint_settings(turn.app).max_description)
     turn.button(T("complain.begin"), "go")
+    turn.button(T("track.menu"), "track")  # following one up is one tap from here too (查询进度)
     turn.button(T("complain.not_now"), "no")
 
 
@@ -100,6 +101,8 @@ async def ask_intro(turn: Turn) -> None:
 async def on_intro(turn: Turn) -> None:
     if turn.choice == "go":
         turn.goto("target")
+    elif turn.choice == "track":
+        await turn.begin("track")
     elif turn.choice == "no":
         turn.say("complain.left")
         turn.finish()

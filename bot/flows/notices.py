@@ -1,10 +1,9 @@
 """Turning the union's broadcast notices off (关闭通知, /mute) and on again (打开通知, /unmute).
 
-Like 人工 or 帮助, these work from anywhere and leave the conversation where it was: a rider who mutes
-notices halfway through a claim carries on with the claim. Entering a flow by its words starts it
-afresh (`Turn.begin` resets the session), so the entry reads the session this turn started from, which
-is saved only when the turn ends, and puts it back. A muted member still gets every message about their
-own claim, booking or event sign-up: muting only takes them out of broadcasts' audiences.
+Like 人工 or 帮助, these work from anywhere and leave the conversation where it was (`Flow(aside=True)`):
+a rider who mutes notices halfway through a claim carries on with the claim. A muted member still gets
+every message about their own claim, booking or event sign-up: muting only takes them out of
+broadcasts' audiences.
 
 Within an anonymous flow (匿名投诉) the words change nothing: muting names the member, which may not
 happen there. The conversation is kept, and they are asked to say it again once the complaint is sent.
@@ -16,9 +15,8 @@ from bot.engine.flow import Flow, Turn
 
 MUTE_WORDS = ("关闭通知", "不要通知", "别发通知", "mute", "mute notices")
 UNMUTE_WORDS = ("打开通知", "开启通知", "恢复通知", "unmute", "unmute notices")
-mute = Flow("notices_off", commands=("mute",), words=MUTE_WORDS)
-unmute = Flow("notices_on", commands=("unmute",), words=UNMUTE_WORDS)
-OWN_FLOWS = (mute.name, unmute.name)
+mute = Flow("notices_off", commands=("mute",), words=MUTE_WORDS, aside=True)
+unmute = Flow("notices_on", commands=("unmute",), words=UNMUTE_WORDS, aside=True)
 
 
 async def set_notices(turn: Turn, muted: bool) -> None:
@@ -39,29 +37,12 @@ async def set_notices(turn: Turn, muted: bool) -> None:
 
 
 async def switch(turn: Turn, muted: bool) -> None:
-    """Mute or unmute, then back to the step the user was at before this turn, asked again; home when
-    there was none (or it timed out, or they may no longer be in it). Inside an anonymous flow (匿名投诉)
-    the sender may not be named, so nothing is changed there: they are told to come back to it later."""
-    before = await turn.tx.sessions.get(turn.user_key)
-    flow = turn.app.flows.get(before.flow or "") if before else None
-    if (
-        before is None
-        or flow is None
-        or flow.name in (*OWN_FLOWS, "menu")
-        or before.step not in flow.asks
-        or (before.expires_at is not None and before.expires_at <= turn.now)
-        or not await flow.access.admits(turn)
-    ):
-        await set_notices(turn, muted)
-        turn.finish()
-        return
-    turn.session.flow, turn.session.step, turn.session.data = before.flow, before.step, before.data
-    turn.repeat = True
     if turn.anonymous:
         turn.say("notices.not_while_anonymous")
         return
     await set_notices(turn, muted)
-    turn.say("notices.carry_on")
+    if turn.session.flow not in (None, "menu"):
+        turn.say("notices.carry_on")
 
 
 @mute.start

@@ -39,7 +39,6 @@ flow = Flow(
     "track",
     commands=("track",),
     words=("查询进度", "查进度", "投诉进度", "查询投诉", "track", "track complaint"),
-    menu_label="track.menu",
     anonymous=True,
 )
 

@@ -28,6 +28,8 @@ HIDDEN_FROM_MENU = {"staff"}  # staff reach their menu by command; the public me
 DEFAULT_DROP = ("menu", "help", "mydata")
 # Entries of the default menu besides the flows, by name, with their label keys.
 FIXED_ENTRIES = {"menu": "wechat.menu_home", "help": "wechat.menu_help", "lang": "menu.switch_language"}
+# Past three entries, the bar holds the first one and these two sub-menus of five.
+SUB_MENUS = ("wechat.menu_services", "wechat.menu_more")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ def plan_default_menu(app: BotContext, lang: str | None = None) -> MenuPlan:
     """The flows the main menu offers, then home, help and language, in the order [wechat.menu]
     `order` gives (entries it does not name follow in their usual order), less those in `drop`.
     WeChat shows three buttons on the bar: up to three entries sit there; more than that, the first
-    two do and the next five go under "more". The rest cannot be shown. Labels are in `lang`, by default
+    stays on the bar (joining, for someone who just scanned a code), the next five go under "services"
+    and the five after under "more". The rest cannot be shown. Labels are in `lang`, by default
     the union's language."""
     lang = lang or app.profile.default_language
     text = app.locale.text
@@ -63,7 +66,7 @@ def plan_default_menu(app: BotContext, lang: str | None = None) -> MenuPlan:
         raise ValueError(f"[wechat.menu] names {', '.join(sorted(both))} in both order and drop")
     unknown = tuple(n for n in (*order, *drop) if n not in labels)
     wanted = [n for n in dict.fromkeys([*order, *labels]) if n in labels and n not in drop]
-    room = MAX_TOP if len(wanted) <= MAX_TOP else MAX_TOP - 1 + MAX_SUB
+    room = MAX_TOP if len(wanted) <= MAX_TOP else 1 + len(SUB_MENUS) * MAX_SUB
     shown, left_out = wanted[:room], tuple(wanted[room:])
 
     def click(name: str) -> dict[str, Any]:
@@ -72,8 +75,9 @@ def plan_default_menu(app: BotContext, lang: str | None = None) -> MenuPlan:
 
     buttons = [click(n) for n in shown]
     if len(shown) > MAX_TOP:
-        more = {"name": text(lang, "wechat.menu_more"), "sub_button": buttons[MAX_TOP - 1 :]}
-        buttons = [*buttons[: MAX_TOP - 1], more]
+        groups = [buttons[1 + i * MAX_SUB : 1 + (i + 1) * MAX_SUB] for i in range(len(SUB_MENUS))]
+        subs = [{"name": text(lang, key), "sub_button": g} for key, g in zip(SUB_MENUS, groups, strict=True) if g]
+        buttons = [buttons[0], *subs]
     dropped = tuple(n for n in drop if n in labels)
     return MenuPlan({"button": buttons}, tuple(shown), left_out, dropped, unknown)
 

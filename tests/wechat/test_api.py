@@ -152,9 +152,10 @@ async def test_menu_push_sends_the_default_menu(tmp_path, fake) -> None:  # type
     top = call.json["button"]
     assert 1 <= len(top) <= 3 and all(len(b.get("sub_button", [])) <= 5 for b in top)
     assert top[0] == {"type": "click", "name": "加入工会", "key": "join"}
-    assert top[1] == {"type": "click", "name": "我的会员证", "key": "card"}
-    assert {"type": "click", "name": "理赔申请", "key": "claim"} in top[2]["sub_button"]
-    assert {"type": "click", "name": "English", "key": "lang"} in top[2]["sub_button"]
+    assert top[1]["name"] == "服务"
+    assert top[1]["sub_button"][0] == {"type": "click", "name": "我的会员证", "key": "card"}
+    assert {"type": "click", "name": "理赔申请", "key": "claim"} in top[1]["sub_button"]
+    assert top[2]["name"] == "更多" and {"type": "click", "name": "English", "key": "lang"} in top[2]["sub_button"]
     assert "menu pushed" in out
 
 

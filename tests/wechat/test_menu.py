@@ -16,6 +16,7 @@ from bot.services.wechat_admin import (
     FIXED_ENTRIES,
     MAX_SUB,
     MAX_TOP,
+    SUB_MENUS,
     configured_menu,
     menu_problems,
     plan_default_menu,
@@ -24,8 +25,10 @@ from tests.fakes.wechat_api import FakeWeChatApi
 from tests.fakes.wechat_push import wechat_bot, wechat_settings
 from tests.wechat.test_api import cli
 
+ROOM = 1 + len(SUB_MENUS) * MAX_SUB  # one entry on the bar, two sub-menus of five
+
 # Flows a later issue adds, each with a menu button (the label keys only need to exist).
-LATER = ("claim", "consult", "complaint", "events")
+LATER = ("petition", "training", "library", "survey")
 
 
 def add_later_flows(app) -> None:  # type: ignore[no-untyped-def]
@@ -62,10 +65,10 @@ async def test_more_flows_than_fit_are_named_in_a_warning(bot, caplog) -> None: 
     assert menu_problems(menu) == []
     assert len(menu["button"]) == MAX_TOP and len(menu["button"][-1]["sub_button"]) == MAX_SUB
     wanted = offered(app)
-    # Two on the bar and five under "more", in the main menu's order; the rest do not fit.
-    assert keys(menu) == as_keys(app, wanted[:7]) and keys(menu)[:2] == ["join", "card"] and wanted[-1] == "lang"
+    # One on the bar and five under each of "services" and "more", in the main menu's order; the rest do not fit.
+    assert keys(menu) == as_keys(app, wanted[:ROOM]) and keys(menu)[:2] == ["join", "card"] and wanted[-1] == "lang"
     [warning] = warnings(caplog)
-    assert f"no room for {', '.join(wanted[7:])}" in warning and "[wechat.menu] order" in warning
+    assert f"no room for {', '.join(wanted[ROOM:])}" in warning and "[wechat.menu] order" in warning
 
 
 async def test_the_config_decides_what_stays(make_settings, caplog) -> None:  # type: ignore[no-untyped-def]
@@ -109,7 +112,7 @@ async def test_serve_start_up_warns_about_what_does_not_fit(make_settings, fake,
     monkeypatch.setattr(bot_runtime, "all_flows", more_flows)
     async with wechat_bot(settings) as (wechat_app, _):
         warning = warnings(caplog)[-1]
-        left = offered(wechat_app)[7:]
+        left = offered(wechat_app)[ROOM:]
     assert left and f"no room for {', '.join(left)}" in warning
 
 
@@ -118,7 +121,7 @@ async def test_dry_run_prints_the_menu_the_config_asks_for_and_warns(tmp_path: P
     code, out, err = await cli(tmp_path, fake, "wechat", "menu", "push", "--dry-run", config=config)
     assert code == 0, err
     menu = json.loads(out)
-    assert keys(menu) == ["mydata", "help", "join", "claim", "myclaims", "menu"]
+    assert keys(menu) == ["mydata", "help", "join", "claim", "myclaims", "events", "complain", "menu"]
     assert fake.to("menu/create") == []
     config = '[wechat.menu]\norder = ["claims"]\n'
     code, out, err = await cli(tmp_path, fake, "wechat", "menu", "push", "--dry-run", config=config)
