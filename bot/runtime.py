@@ -84,6 +84,8 @@ async def tidy(app: BotContext) -> None:
         await tx.sessions.purge_expired(now)
         await tx.jobs.purge_ended(DONE, now - KEEP_DONE_JOBS)
         await tx.jobs.purge_ended(FAILED, now - KEEP_FAILED_JOBS)
+    # A conversation wiped above may have been an anonymous complaint's draft: its old pages go too.
+    await app.db.scrub()
 
 
 async def housekeeping(app: BotContext, job: Job) -> datetime:

@@ -131,6 +131,7 @@ async def test_without_the_scrub_the_scan_finds_the_draft_beside_the_sender(bot,
 async def test_without_encryption_the_scan_finds_the_text(bot, tmp_path: Path, monkeypatch, scrub: bool) -> None:  # type: ignore[no-untyped-def]
     app, dispatcher = bot
     monkeypatch.setattr(app.keyring, "encrypt", lambda plain: plain)
+    monkeypatch.setattr(app.keyring, "encrypt_dated", lambda plain, day: plain)
     monkeypatch.setattr(app.keyring, "decrypt", lambda token: token)
     if not scrub:
 

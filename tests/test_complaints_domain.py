@@ -382,6 +382,26 @@ async def test_pictures_keep_only_their_day(app: BotContext) -> None:
     assert record.created_at.date() == TODAY
 
 
+async def test_encrypted_texts_tell_the_day_only(app: BotContext) -> None:
+    """A Fernet token carries the second it was made, in clear (bytes 1–8, read without the key): a
+    complaint's text and thread must say the day only."""
+    import base64
+
+    from sqlalchemy import select
+
+    from storage.schema import complaint_messages, complaints
+
+    complaint, _ = await submit(app)
+    async with app.db.transaction() as tx:
+        await service.add_from_worker(app, tx, complaint.id, "补充一句", today=TODAY)
+        await service.reply(app, tx, complaint.id, "收到", TODAY)
+        tokens = [*(await tx.conn.execute(select(complaints.c.description_enc))).scalars()]
+        tokens += [*(await tx.conn.execute(select(complaint_messages.c.body_enc))).scalars()]
+    midnight = int(datetime.combine(TODAY, datetime.min.time(), UTC).timestamp())
+    assert len(tokens) == 3
+    assert {int.from_bytes(base64.urlsafe_b64decode(t)[1:9], "big") for t in tokens} == {midnight}
+
+
 # -- the wrong-code guard -----------------------------------------------------------------------------------
 
 

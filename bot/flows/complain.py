@@ -33,8 +33,10 @@ from bot.services.media import EXPECT, expect_file, received
 
 MAX_PICTURES = 4
 SCORES = range(1, 6)
-# The draft's fields in the session, each encrypted on its own.
-TARGET_KIND, TARGET, CATEGORY, RATINGS, DESCRIPTION, PICTURES = "tk", "tg", "cat", "rt", "desc", "pics"
+# The draft's fields in the session, each encrypted on its own (named `…_enc`, so that a key rotation
+# re-encrypts a draft in progress: bot.services.secret_key).
+TARGET_KIND, TARGET, CATEGORY, RATINGS = "tk_enc", "tg_enc", "cat_enc", "rt_enc"
+DESCRIPTION, PICTURES = "desc_enc", "pics_enc"
 RATING_AT = "ri"  # which indicator is being asked: a position, the same for everyone
 FIXING = "fix"  # the description is being changed from the check: back to it afterwards
 UNION, OTHER = "union", "other"

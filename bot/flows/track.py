@@ -33,7 +33,7 @@ from bot.services.complaints import (
     thread,
 )
 
-OPEN = "c"  # the complaint whose thread is open, encrypted
+OPEN = "c_enc"  # the complaint whose thread is open, encrypted (re-encrypted by a key rotation)
 
 flow = Flow(
     "track",

@@ -263,7 +263,7 @@ async def submit(app: BotContext, tx: Tx, draft: Draft, today: date) -> tuple[Co
         target_kind=draft.target_kind,
         target=target,
         category=draft.category,
-        description_enc=app.keyring.encrypt(text),
+        description_enc=app.keyring.encrypt_dated(text, today),
         review_id=review.id,
         day=today,
     )
@@ -345,7 +345,8 @@ async def add_from_worker(
             record=to != complaint.status,
         )
         if moved is not None:
-            message = await tx.complaints.add_message(moved.id, moved.version, WORKER, app.keyring.encrypt(body), today)
+            sealed = app.keyring.encrypt_dated(body, today)
+            message = await tx.complaints.add_message(moved.id, moved.version, WORKER, sealed, today)
             await _link_media(tx, media_ids, MESSAGE_MEDIA_OWNER, message.id, today)
             return
     raise ComplaintRefused("moved_meanwhile")
@@ -416,7 +417,7 @@ async def reply(
     body = _message_text(text)
     complaint = await _current(tx, complaint_id, _REPLY_FROM, expected_version)
     moved = await _move(tx, complaint, ANSWERED, today, None, expected_version)
-    await tx.complaints.add_message(moved.id, moved.version, UNION, app.keyring.encrypt(body), today)
+    await tx.complaints.add_message(moved.id, moved.version, UNION, app.keyring.encrypt_dated(body, today), today)
     if moved.review_id:
         await tx.complaints.first_answer(moved.review_id, (today - moved.submitted_on).days)
     return moved

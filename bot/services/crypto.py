@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from datetime import UTC, date, datetime, time
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -31,6 +32,22 @@ class Keyring:
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()
+
+    def encrypt_dated(self, plain: str, day: date) -> str:
+        """As `encrypt`, but the token's clear timestamp (Fernet keeps one, to the second) says only the
+        day: an anonymous complaint's text must not tell when it was written."""
+        stamp = int(datetime.combine(day, time(), UTC).timestamp())
+        return self._fernet.encrypt_at_time(plain.encode(), stamp).decode()
+
+    def reencrypt(self, token: str, old: Keyring) -> str:
+        """`token`, written under `old`, written again under this key with its own time kept (a rotation
+        must not stamp every value with one moment, nor a dated value with a second)."""
+        try:
+            plain = old._fernet.decrypt(token.encode())
+            stamp = old._fernet.extract_timestamp(token.encode())  # checked by the key, as decrypt is
+        except InvalidToken as e:
+            raise ValueError("encrypted field does not open with this secret key") from e
+        return self._fernet.encrypt_at_time(plain, stamp).decode()
 
     def decrypt(self, token: str) -> str:
         try:

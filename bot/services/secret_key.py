@@ -185,7 +185,7 @@ def _reencrypt(data: str, old: Keyring, new: Keyring) -> str | None:
     for name, value in values.items():
         if name.endswith("_enc") and isinstance(value, str):
             try:
-                values[name] = new.encrypt(old.decrypt(value))
+                values[name] = new.reencrypt(value, old)
             except ValueError:
                 values[name] = None  # already unreadable: it stays unreadable, without a stale token
             changed = True
@@ -221,7 +221,7 @@ async def rotate(settings: Settings, db: Database, old: Keyring, now: datetime) 
             await repo.rewrite_member(m.id, new.encrypt(phone), phone_hash, new.card_code(m.member_number))
         for table in ENCRYPTED:  # claims' payout details, booking topics
             for row_id, values in await repo.encrypted_rows(table):
-                fresh = {c: new.encrypt(old.decrypt(v)) if v else v for c, v in values.items()}
+                fresh = {c: new.reencrypt(v, old) if v else v for c, v in values.items()}
                 await repo.rewrite_encrypted(table, row_id, fresh)
         for user_key, data in await repo.sessions_with_data():
             rewritten = _reencrypt(data, old, new)
