@@ -81,11 +81,11 @@ async def tidy(app: BotContext) -> None:
     async with app.db.transaction() as tx:
         await tx.updates.forget_replies(now - KEEP_ANSWERS)
         await tx.updates.forget(now - KEEP_MARKERS)
-        await tx.sessions.purge_expired(now)
+        wiped = await tx.sessions.purge_expired(now)
         await tx.jobs.purge_ended(DONE, now - KEEP_DONE_JOBS)
         await tx.jobs.purge_ended(FAILED, now - KEEP_FAILED_JOBS)
-    # A conversation wiped above may have been an anonymous complaint's draft: its old pages go too.
-    await app.db.scrub()
+    if wiped:  # one of them may have been an anonymous complaint's draft: its old pages go too
+        await app.db.scrub()
 
 
 async def housekeeping(app: BotContext, job: Job) -> datetime:

@@ -82,6 +82,7 @@ class Database:
             _prepare_sqlite(self.engine)
         else:
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self._scrubbing = asyncio.Lock()
         # On PostgreSQL each turn has its own transaction: the server runs them side by side.
         self._group = (
             GroupCommit(self.engine, Tx, path=path or ":memory:", batching=group_commit) if self.is_sqlite else None
@@ -127,7 +128,8 @@ class Database:
         log busy past the wait (the next scrub takes it). PostgreSQL keeps no such file we could reach."""
         if not self.is_sqlite or self._group is None or self._group.path == ":memory:":
             return True
-        return await asyncio.to_thread(_truncate_log, self._group.path)
+        async with self._scrubbing:  # a second checkpoint at once would fail at once (SQLITE_BUSY)
+            return await asyncio.to_thread(_truncate_log, self._group.path)
 
     async def close(self) -> None:
         if self._group is not None:

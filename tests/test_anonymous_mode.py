@@ -233,8 +233,9 @@ async def test_a_timed_out_draft_is_dropped_when_they_write_again_or_by_housekee
     out = await late.say("还在吗")
     assert t("engine.timed_out") in out.text
     assert draft_in(await session_row(app, "console:late")) == {}
-    await tidy(app)  # the idle one never writes again: housekeeping wipes it
+    await tidy(app)  # the idle one never writes again: housekeeping wipes it, and its old pages
     assert draft_in(await session_row(app, "console:idle")) == {}
+    assert wal_size(app) == 0
 
 
 # -- scrubbing ----------------------------------------------------------------------------------------------------

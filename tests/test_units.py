@@ -83,3 +83,15 @@ def test_settings_from_env_and_file(tmp_path: Path) -> None:
     assert default.database_url.endswith("/gigunion/gigunion.db") and default.sqlite_path().is_absolute()
     assert default.profile.member_prefix == "HB" and "蜂鸟配送" in default.profile.platforms
     assert default.profile.timezone == "Asia/Shanghai" and default.profile.default_language == "zh_CN"
+
+
+def test_typed_options_by_number_label_word_and_skip_words() -> None:
+    from bot.engine.dispatcher import _typed_choice
+
+    choices = [["📷 不配图片", "skip"], ["返回上一步", "back"]]
+    assert _typed_choice("２", choices) == "back"
+    assert _typed_choice("不配图片", choices) == "skip"
+    for word in ("跳过", "不用", "Skip", "没有"):
+        assert _typed_choice(word, choices) == "skip", word
+    assert _typed_choice("跳过", [["返回上一步", "back"]]) is None  # only where a step can be skipped
+    assert _typed_choice("3", choices) is None

@@ -75,6 +75,9 @@ GLOBAL_COMMANDS = {
     "contact_union": "human",
 }
 MAX_TEXT = 4096
+# The payload of an option that skips a step, and the words that pick it when typed.
+SKIP = "skip"
+SKIP_WORDS = frozenset({"跳过", "略过", "不用", "不用了", "不要", "没有", "无", "不需要", "skip", "none", "no"})
 
 
 class _Duplicate(Exception):
@@ -317,7 +320,7 @@ def _stored(answer: str | None) -> list[Outgoing]:
 
 def _typed_choice(text: str, choices: list[list[str]]) -> str | None:
     """A typed option number ("2", "２"), a whole label (emoji and punctuation aside) or the option's
-    own word ("agree") picks that option on every channel."""
+    own word ("agree", or 跳过 for the option that skips) picks that option on every channel."""
     typed = unicodedata.normalize("NFKC", text).strip()
     if not typed or not choices:
         return None
@@ -328,6 +331,8 @@ def _typed_choice(text: str, choices: list[list[str]]) -> str | None:
     for label, payload in choices:
         if folded and folded in (_letters(label), payload.casefold()):
             return payload
+    if folded in SKIP_WORDS and any(payload == SKIP for _, payload in choices):
+        return SKIP
     return None
 
 
