@@ -77,7 +77,9 @@ GLOBAL_COMMANDS = {
 MAX_TEXT = 4096
 # The payload of an option that skips a step, and the words that pick it when typed.
 SKIP = "skip"
-SKIP_WORDS = frozenset({"跳过", "略过", "不用", "不用了", "不要", "没有", "无", "不需要", "skip", "none", "no"})
+SKIP_WORDS = frozenset(
+    {"跳过", "略过", "不用", "不用了", "不要", "没有", "无", "不需要", "下一步", "skip", "none", "no", "next"}
+)
 
 
 class _Duplicate(Exception):

@@ -235,12 +235,12 @@ async def ask_pictures(turn: Turn) -> None:
         turn.data.pop(EXPECT, None)
     turn.say("complain.ask_pictures", have=have, most=MAX_PICTURES)
     turn.request(Request.PHOTO)
-    turn.button(T("complain.pictures_done" if have else "complain.no_pictures"), "next")
+    turn.button(T("complain.pictures_done" if have else "complain.no_pictures"), "skip")  # 跳过, 下一步 too
 
 
 @flow.on("pictures")
 async def on_pictures(turn: Turn) -> None:
-    if turn.choice == "next":
+    if turn.choice == "skip":
         turn.goto("review")
         return
     if turn.incoming.kind not in (Kind.PHOTO, Kind.DOCUMENT):
