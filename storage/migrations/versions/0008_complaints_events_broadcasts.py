@@ -53,7 +53,11 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     with op.batch_alter_table("reviews", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_reviews_period"), ["period"], unique=False)
+        batch_op.create_index(
+            "ix_reviews_period",
+            ["period", "target_kind", "target", "category", "first_answer_days", "closed"],
+            unique=False,
+        )
 
     op.create_table(
         "broadcasts",
@@ -241,7 +245,7 @@ def downgrade() -> None:
     op.drop_table("complaints")
     op.drop_table("broadcasts")
     with op.batch_alter_table("reviews", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_reviews_period"))
+        batch_op.drop_index("ix_reviews_period")
 
     op.drop_table("reviews")
     op.drop_table("events")
