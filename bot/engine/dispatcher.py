@@ -146,6 +146,8 @@ class Dispatcher:
         anonymous = turn.was_anonymous or turn.anonymous
         # A repeat of an anonymous turn gets no answer rather than one kept an hour (a receipt code).
         answer = None if anonymous else json.dumps([o.to_json() for o in out])
+        if anonymous:
+            out = [replace(o, private=True) for o in out]
         if key and not await tx.updates.mark(key, now, answer):
             raise _Duplicate  # handled meanwhile by another process (PostgreSQL deployments)
         return out, anonymous and not turn.anonymous

@@ -146,6 +146,9 @@ class Outgoing:
     request_labels: dict[str, str] = field(default_factory=dict)
     lang: str = ""  # the language it is written in, for what a channel adds around it
     document: tuple[str, bytes] | None = None  # (file name, bytes), sent as a file where the channel can
+    # An answer in an anonymous conversation (a receipt code, a complaint's text): delivered now or not
+    # at all, never queued in the outbox under the person it answers. Never written out (to_json).
+    private: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -43,7 +43,7 @@ from bot.handlers.telegram_incoming import CHANNEL, TelegramFiles, to_incoming
 from bot.handlers.telegram_render import Renderer
 from bot.locale import normalize_lang
 from bot.runtime import running_bot, settle_heap
-from bot.services.outbox import OutboxSender, enqueue
+from bot.services.outbox import OutboxSender, deliver_privately, enqueue
 from bot.services.telegram_delivery import TelegramDeliverer, classify
 from bot.validation import source_code
 
@@ -186,9 +186,12 @@ class TelegramChannel:
                         await tx.members.set_unreachable(user_key)
                     return
                 if result.status == "retry":
+                    rest = outs[i:]
+                    deliver_privately(self.deliverer, user_key, [o for o in rest if o.private], result.retry_after)
                     async with self.app.db.transaction() as tx:
-                        for later in outs[i:]:
-                            await enqueue(tx, user_key, later, self.app.now())
+                        for later in rest:
+                            if not later.private:
+                                await enqueue(tx, user_key, later, self.app.now())
                     return
 
     async def _private_only(self, update: Update, chat_id: int) -> None:

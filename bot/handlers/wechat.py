@@ -28,7 +28,7 @@ from bot.engine.dispatcher import Dispatcher
 from bot.engine.messages import Outgoing
 from bot.handlers.wechat_inbound import CHANNEL, BadXml, UnsafeXml, WeChatFiles, checked_xml, to_inbound
 from bot.handlers.wechat_turns import HANDED_OFF, Turns
-from bot.services.outbox import OutboxSender, enqueue
+from bot.services.outbox import OutboxSender, deliver_privately, enqueue
 from bot.services.wechat_admin import configured_menu
 from bot.services.wechat_api import WeChatApi, quiet_http_logs
 from bot.services.wechat_deliver import WeChatDeliverer
@@ -175,7 +175,8 @@ def passive_split(app: BotContext):  # type: ignore[no-untyped-def]
             return HANDED_OFF, outs
         rest = rendered.texts[1:]
         if rest or rendered.image:
-            others.insert(0, Outgoing(text="\n\n".join(rest), image=rendered.image, lang=first.lang))
+            more = Outgoing(text="\n\n".join(rest), image=rendered.image, lang=first.lang, private=first.private)
+            others.insert(0, more)
         return rendered.texts[0], others
 
     return split
@@ -206,10 +207,14 @@ async def wechat_channel(
     stop, wake = asyncio.Event(), asyncio.Event()
 
     async def later(user_key: str, outs: list[Outgoing]) -> None:
-        async with app.db.transaction() as tx:
-            for out in outs:
-                await enqueue(tx, user_key, out, app.now())
-        wake.set()
+        queued = [out for out in outs if not out.private]
+        if len(queued) < len(outs):
+            deliver_privately(app.deliverers.get(CHANNEL), user_key, [out for out in outs if out.private])
+        if queued:
+            async with app.db.transaction() as tx:
+                for out in queued:
+                    await enqueue(tx, user_key, out, app.now())
+            wake.set()
 
     try:  # what the account's menu leaves out is said at start-up, not found by a rider
         configured_menu(app)

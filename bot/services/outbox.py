@@ -43,6 +43,44 @@ async def enqueue(tx, user_key: str, message: Outgoing, now: datetime) -> int:  
     return await tx.outbox.add(user_key, json.dumps(message.to_json(), ensure_ascii=False), now)
 
 
+# Private answers (`Outgoing.private`) a platform refused for a moment are tried again from memory,
+# this many times at most: never from the outbox, which would keep them under the person they answer.
+PRIVATE_ATTEMPTS = 5
+_private_tasks: set[asyncio.Task[None]] = set()
+
+
+def deliver_privately(
+    deliverer: Deliverer | None, user_key: str, messages: list[Outgoing], wait: float | None = None
+) -> None:
+    """Deliver answers of an anonymous conversation in the background, in order, from memory only: a
+    process that stops meanwhile loses them (the person can ask again), and nothing is written down."""
+    if not messages:
+        return
+    if deliverer is None:
+        log.warning("a private answer was dropped: no deliverer on this channel")
+        return
+    task = asyncio.ensure_future(_deliver_privately(deliverer, user_key, messages, wait))
+    _private_tasks.add(task)
+    task.add_done_callback(_private_tasks.discard)
+
+
+async def _deliver_privately(deliverer: Deliverer, user_key: str, messages: list[Outgoing], wait: float | None) -> None:
+    for message in messages:
+        for attempt in range(1, PRIVATE_ATTEMPTS + 1):
+            await asyncio.sleep(min(wait if wait is not None else 2.0**attempt, 60.0))
+            try:
+                result = await deliverer.deliver(user_key, message)
+            except Exception as e:  # a deliverer bug: the answer is dropped, not kept
+                log.error("private delivery raised %s on %s", type(e).__name__, deliverer.channel)
+                return
+            if result.status == "sent":
+                break
+            if result.status != "retry" or attempt == PRIVATE_ATTEMPTS:
+                log.warning("a private answer was not delivered on %s: %s", deliverer.channel, result.error)
+                return
+            wait = result.retry_after
+
+
 class OutboxSender:
     def __init__(
         self,

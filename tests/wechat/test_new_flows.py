@@ -9,7 +9,6 @@ import io
 import re
 from datetime import timedelta
 
-import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -228,13 +227,6 @@ async def test_a_notice_shows_its_sign_up_as_words_and_muting_works_by_words(set
         quiet.no_tapping()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: a reply over WeChat's passive-reply size (the review of a description over ~660 "
-    "characters) sends its rest through the outbox under the sender's user key, the complaint's text in "
-    "clear (and a turn past the reply deadline sends everything, receipt code included, that way); fix "
-    "in bot/handlers/wechat.py (passive_split / later), not a flow",
-)
 async def test_a_long_description_is_not_queued_under_the_sender(settings, fake) -> None:  # type: ignore[no-untyped-def]
     async with wechat_bot(settings) as (app, wx):
         rider = Talk(wx, RIDER)
