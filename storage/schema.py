@@ -63,8 +63,9 @@ members = Table(
     Column("source", String(64)),
     Column("joined_at", UTCDateTime(), nullable=False),
     # Broadcast notices are skipped while this is set (/mute); messages about their own claim, booking
-    # or event sign-up are not notices and always come.
-    Column("notices_muted", Boolean, nullable=False, default=False, server_default=false()),
+    # or event sign-up are not notices and always come. The database's default only: a Python-side one
+    # would send joining's INSERT down SQLAlchemy's slow path (storage/sqlite_direct.py `prepare`).
+    Column("notices_muted", Boolean, nullable=False, server_default=false()),
 )
 
 identities = Table(

@@ -12,6 +12,7 @@ that still held the draft (`Database.scrub`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -340,6 +341,7 @@ def _typed_choice(text: str, choices: list[list[str]]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # the same few hundred labels, matched on most typed messages
 def _letters(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 

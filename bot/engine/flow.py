@@ -122,6 +122,8 @@ class Turn:
         self._member = member
         self._staffer = staffer
         self._sealed = 0  # >0 while an anonymous flow's code runs
+        self._anonymous_key: tuple[Any, ...] | None = None
+        self._anonymous_now = False
         # Some of this turn took place in an anonymous flow: it began in one, or ran one's code.
         self.was_anonymous = anonymous_conversation(app.flows, session.flow, session.data)
 
@@ -130,7 +132,15 @@ class Turn:
     def anonymous(self) -> bool:
         """Whether the sender must stay unnamed now: an anonymous flow's code is running, or the
         conversation is in an anonymous flow or in a sub-step one of them called."""
-        return bool(self._sealed) or anonymous_conversation(self.app.flows, self._session.flow, self._session.data)
+        if self._sealed:
+            return True
+        session = self._session
+        # Asked on every look-up of who is speaking: the answer is kept while flow and data stay the same.
+        key = (session.flow, id(session.data), _CALLER in session.data)
+        if key != self._anonymous_key:
+            self._anonymous_key = key
+            self._anonymous_now = anonymous_conversation(self.app.flows, session.flow, session.data)
+        return self._anonymous_now
 
     @contextmanager
     def running(self, flow: Flow | None) -> Iterator[None]:
