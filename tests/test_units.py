@@ -95,3 +95,12 @@ def test_typed_options_by_number_label_word_and_skip_words() -> None:
         assert _typed_choice(word, choices) == "skip", word
     assert _typed_choice("跳过", [["返回上一步", "back"]]) is None  # only where a step can be skipped
     assert _typed_choice("3", choices) is None
+
+
+def test_the_console_shows_a_later_message_s_button_as_the_words_to_type() -> None:
+    from bot.engine.dispatcher import says
+    from bot.engine.messages import OutButton, Outgoing
+    from bot.handlers.console import format_text
+
+    shown = format_text(Outgoing("通知", buttons=(OutButton("返回", "a1|back"), says("我要报名", "报名 12"))))
+    assert shown.splitlines()[1:] == ["[1] 返回", "[报名 12] 我要报名"]
