@@ -65,9 +65,7 @@ def checked(
         raise Bad("give the place as --station NUMBER|NAME or as --place TEXT (one of them)")
     where = None
     if station is not None:
-        where = parse_station(profile, station)
-        if not where.isdigit():
-            raise Bad(f"{station!r} is no rest station; use --place for anywhere else")
+        where = parse_station(profile, station, remote=False)  # anywhere else is --place
     starts = parse_start(profile, time)
     if starts <= now:
         raise Bad(f"{time} has passed")

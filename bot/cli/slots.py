@@ -60,10 +60,11 @@ def parse_every(text: str) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def parse_station(profile: UnionProfile, text: str) -> str:
-    """A station's number or name (in any language), "phone" or "video" -> what a slot stores."""
+def parse_station(profile: UnionProfile, text: str, *, remote: bool = True) -> str:
+    """A station's number or name (in any language), or with `remote` "phone" or "video" -> what a slot
+    stores."""
     typed = text.strip()
-    if typed.lower() in ("phone", "video"):
+    if remote and typed.lower() in ("phone", "video"):
         return typed.lower()
     if typed.isdigit() and int(typed) < len(profile.stations):
         return str(int(typed))
@@ -71,7 +72,7 @@ def parse_station(profile: UnionProfile, text: str) -> str:
         if typed.casefold() in (str(name).casefold() for name in station.name.by_lang.values()):
             return str(index)
     names = ", ".join(f"{i} {s.name(profile.default_language)}" for i, s in enumerate(profile.stations))
-    raise Bad(f"{text!r} is no station; use a number or name ({names}), phone or video")
+    raise Bad(f"{text!r} is no station; use a number or name ({names})" + (", phone or video" if remote else ""))
 
 
 def parse_start(profile: UnionProfile, text: str) -> datetime:
