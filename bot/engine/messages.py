@@ -133,6 +133,13 @@ class OutButton:
     label: str
     payload: str  # stamped: "<stamp>|<payload>", what a channel sends back in Incoming.payload
 
+    @property
+    def words(self) -> str | None:
+        """What a button of a message sent later stands for (`dispatcher.says`): the words pressing it
+        types. A channel without buttons shows these, since a number would pick from whatever the
+        conversation shows by then. None for a button of a turn's own answer."""
+        return self.payload[len(SAYS) :] if self.payload.startswith(SAYS) else None
+
 
 @dataclass(frozen=True)
 class Outgoing:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.engine.dispatcher import Dispatcher
-from bot.engine.messages import SAYS, Contact, Incoming, Kind, Media, Outgoing
+from bot.engine.messages import Contact, Incoming, Kind, Media, Outgoing
 
 CHANNEL = "console"
 
@@ -63,11 +63,8 @@ def format_text(out: Outgoing, saved: Path | None = None) -> str:
         lines.append(f"[image: {len(out.image)} bytes PNG]")
     if saved is not None:
         lines.append(f"[file: {saved}]")
-    # A button of a message sent later stands for words (`dispatcher.says`): shown as the words to type,
-    # since a number would pick from whatever the conversation shows by then.
-    said = [b for b in out.buttons if b.payload.startswith(SAYS)]
-    lines += [f"[{i}] {b.label}" for i, b in enumerate((b for b in out.buttons if b not in said), 1)]
-    lines += [f"[{b.payload[len(SAYS) :]}] {b.label}" for b in said]
+    lines += [f"[{i}] {b.label}" for i, b in enumerate((b for b in out.buttons if b.words is None), 1)]
+    lines += [f"[{b.words}] {b.label}" for b in out.buttons if b.words is not None]
     for req in out.requests:
         lines.append(f"({out.request_labels.get(str(req), str(req))}: /{req} …)")
     return "\n".join(lines)

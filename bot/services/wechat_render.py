@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.engine.messages import SAYS, Outgoing
+from bot.engine.messages import Outgoing
 from bot.locale import Locale
 
 # WeChat cuts text messages at about 2048 bytes of UTF-8; stay under it.
@@ -24,10 +24,8 @@ class Rendered:
 def render(out: Outgoing, locale: Locale, lang: str, *, msgmenu: bool = False) -> Rendered:
     parts = [out.text] if out.text else []
     menu = None
-    # A button of a message sent later stands for words (`dispatcher.says`): a number typed back would
-    # pick from whatever the conversation shows by then, so the words themselves are shown to reply with.
-    said = [{"label": b.label, "words": b.payload[len(SAYS) :]} for b in out.buttons if b.payload.startswith(SAYS)]
-    buttons = [b for b in out.buttons if not b.payload.startswith(SAYS)]
+    said = [{"label": b.label, "words": b.words} for b in out.buttons if b.words is not None]
+    buttons = [b for b in out.buttons if b.words is None]
     if said:
         parts.append(locale.text(lang, "wechat.say_options", options=said))
     if buttons:
